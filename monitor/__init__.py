@@ -1,0 +1,1 @@
+"""Monitor: scheduled evaluation of champion models, drift detection, alerts and dashboard."""

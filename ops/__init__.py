@@ -1,0 +1,1 @@
+"""Operator tooling: local-mode stack (make up/down/logs) and .env creation."""

@@ -1,0 +1,1 @@
+"""Trainer: runs the exercise sheet's experiments, registers models, moves the champion alias."""
