@@ -1,0 +1,5 @@
+import sys
+
+from tracking.entrypoint import main
+
+sys.exit(main())

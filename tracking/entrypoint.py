@@ -1,0 +1,191 @@
+"""Start the team's MLflow server: the one entrypoint for the container and for local mode.
+
+Order matters: settings are checked first (a clear line, exit 2), then the database is awaited
+with a bounded retry (exit 3), the schema is migrated once here so the server's workers never
+race on it, the artifact bucket is created if missing, and only then is `mlflow server` exec'd.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from tracking.settings import ConfigError, TrackingSettings, load_settings
+
+EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 3
+
+log = logging.getLogger("tracking")
+
+
+class DependencyError(Exception):
+    """A service the tracking server needs is unreachable; the message says which and what to check."""
+
+
+def redact(url: str) -> str:
+    """The URL with its password masked, for messages and logs."""
+    try:
+        import sqlalchemy as sa
+
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL we cannot parse is shown without anything after '@'
+        return url.split("@")[-1]
+
+
+def wait_for_database(uri: str, wait_seconds: float) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    if uri.startswith("sqlite"):
+        path = sa.make_url(uri).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return
+    try:
+        url = sa.make_url(uri)
+        engine = sa.create_engine(url, connect_args={"connect_timeout": 3}, poolclass=sa.pool.NullPool)
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise ConfigError(
+            f"TRACKING_BACKEND_URI is not a valid database URL ({exc.__class__.__name__}): "
+            "use postgresql+psycopg2://USER:PASSWORD@HOST:5432/DBNAME"
+        ) from None
+    deadline = time.monotonic() + wait_seconds
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            engine.dispose()
+            return
+        except sa.exc.OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+            if time.monotonic() + min(2.0, 0.25 * attempt) > deadline:
+                raise DependencyError(
+                    f"database {redact(uri)} is not reachable after {wait_seconds:.0f} s ({reason}): "
+                    "check TRACKING_BACKEND_URI and that PostgreSQL is running"
+                ) from None
+            log.info("waiting for database %s (%s)", redact(uri), reason)
+            time.sleep(min(2.0, 0.25 * attempt))
+
+
+def upgrade_database(uri: str) -> None:
+    """What `mlflow db upgrade URI` does, run once before any worker starts."""
+    from mlflow.db import upgrade
+
+    upgrade.callback(uri)
+
+
+def ensure_bucket(settings: TrackingSettings) -> None:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket = settings.artifacts_uri[len("s3://"):].split("/")[0]
+    s3 = boto3.client(
+        "s3", endpoint_url=settings.s3_endpoint_url,
+        aws_access_key_id=settings.aws_access_key_id, aws_secret_access_key=settings.aws_secret_access_key,
+        config=Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2},
+                      request_checksum_calculation="when_required",
+                      response_checksum_validation="when_required"),
+    )
+    where = settings.s3_endpoint_url or "AWS S3"
+    deadline = time.monotonic() + settings.db_wait_seconds
+    while True:
+        try:
+            s3.head_bucket(Bucket=bucket)
+            return
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in {"404", "NoSuchBucket", "NotFound"}:
+                log.info("creating bucket %s at %s", bucket, where)
+                s3.create_bucket(Bucket=bucket)
+                return
+            if code in {"403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}:
+                raise ConfigError(
+                    f"the S3 store at {where} refused the credentials for bucket {bucket!r} ({code}): "
+                    "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                ) from None
+            raise DependencyError(f"the S3 store at {where} answered {code} for bucket {bucket!r}") from None
+        except (BotoCoreError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise DependencyError(
+                    f"the S3 store at {where} is not reachable ({exc.__class__.__name__}): "
+                    "check MLFLOW_S3_ENDPOINT_URL and that the store is running"
+                ) from None
+            time.sleep(1.0)
+
+
+def write_auth_config(settings: TrackingSettings) -> Path:
+    """MLflow's basic-auth reads an ini file; ours points its user store at our database."""
+    path = settings.data_dir / "basic_auth.ini"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = {settings.auth_database_uri}\n"
+        f"admin_username = {settings.admin_username}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    path.chmod(0o600)
+    return path
+
+
+def server_command(settings: TrackingSettings) -> list[str]:
+    argv = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", settings.backend_store_uri,
+        "--artifacts-destination", settings.artifacts_uri,
+        "--serve-artifacts",
+        "--host", settings.host,
+        "--port", str(settings.port),
+        "--workers", str(settings.workers),
+        "--allowed-hosts", ",".join(settings.allowed_host_list()),
+    ]
+    if settings.auth:
+        argv += ["--app-name", "basic-auth"]
+    return argv
+
+
+def prepare(settings: TrackingSettings) -> tuple[list[str], dict[str, str]]:
+    """Everything before the server starts; returns the command and environment to exec."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    wait_for_database(settings.backend_store_uri, settings.db_wait_seconds)
+    upgrade_database(settings.backend_store_uri)
+    if settings.uses_s3:
+        ensure_bucket(settings)
+    else:
+        Path(settings.artifacts_uri).mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if settings.auth:
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(write_auth_config(settings))
+        if not settings.auth_database_uri.startswith("sqlite"):
+            wait_for_database(settings.auth_database_uri, settings.db_wait_seconds)
+    return server_command(settings), env
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="tracking: %(message)s", stream=sys.stderr)
+    # Alembic and MLflow log every migration step; one line per phase is enough here.
+    for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.store"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+        log.info("mode %s, store %s, artifacts %s", settings.mode, redact(settings.backend_store_uri),
+                 settings.artifacts_uri)
+        argv, env = prepare(settings)
+    except ConfigError as exc:
+        print(f"tracking: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DependencyError as exc:
+        print(f"tracking: cannot start: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    log.info("starting mlflow server on %s:%s (%s workers, auth %s)", settings.host, settings.port,
+             settings.workers, "on" if settings.auth else "off")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(argv[0], argv, env)
+    return 0  # not reached
