@@ -44,6 +44,13 @@ class TrackingSettings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("auth", "port", "workers", "db_wait_seconds", "host", "admin_username", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object, info) -> object:  # noqa: ANN001 - pydantic's info type
+        if isinstance(value, str) and not value.strip():
+            return cls.model_fields[info.field_name].default
+        return value
+
     @property
     def backend_store_uri(self) -> str:
         if self.backend_uri:

@@ -1,0 +1,293 @@
+"""`make up / down / logs / status`: Docker Compose when an engine answers, else local processes.
+
+Local mode runs the very module entrypoints the containers run (`python -m tracking`,
+`python -m trainer train`, `python -m monitor serve`) with the same environment variable names,
+on embedded defaults: SQLite stores and an artifact folder under one data directory, which also
+holds each service's PID and log file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ops.envfile import REPO, load_env
+
+# Each service's own variables: the same names compose passes (tests/test_containers.py checks).
+SERVICE_VARS: dict[str, tuple[str, ...]] = {
+    "tracking": (
+        "DRIFTLINE_MODE", "TRACKING_BACKEND_URI", "TRACKING_ARTIFACTS_DESTINATION", "MLFLOW_S3_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TRACKING_HOST", "TRACKING_PORT", "TRACKING_WORKERS",
+        "TRACKING_ALLOWED_HOSTS", "TRACKING_AUTH", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY", "TRACKING_AUTH_DB_URI", "TRACKING_DB_WAIT_SECONDS",
+    ),
+    "trainer": (
+        "DRIFTLINE_MODE", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+    ),
+    "monitor": (
+        "DRIFTLINE_MODE", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+        "MONITOR_DATABASE_URL", "MONITOR_HOST", "MONITOR_PORT", "MONITOR_WORKERS", "MONITOR_API_TOKEN",
+        "MONITOR_CONFIG_FILE", "MONITOR_PUBLIC_URL", "MLFLOW_PUBLIC_URL", "ALERT_WEBHOOK_URL",
+        "ALERT_SLACK_WEBHOOK_URL", "ALERTMANAGER_URL", "MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ),
+}
+ORDER = ("tracking", "trainer", "monitor")
+# Defaults for local mode where .env leaves a name empty or unset.
+LOCAL_DEFAULTS = {
+    "DRIFTLINE_MODE": "local", "TRACKING_HOST": "127.0.0.1", "TRACKING_PORT": "5000",
+    "MONITOR_HOST": "127.0.0.1", "MONITOR_PORT": "8000",
+}
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    health_url: str | None = None
+    ready_url: str | None = None
+    one_shot: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def service_specs(env: Mapping[str, str], data_dir: Path) -> list[ServiceSpec]:
+    """What local mode runs: the containers' commands with the same variable names."""
+    def own(name: str) -> dict[str, str]:
+        values = {var: env.get(var) or LOCAL_DEFAULTS.get(var, "") for var in SERVICE_VARS[name]}
+        values["DRIFTLINE_DATA_DIR"] = str(data_dir)
+        return values
+
+    tracking, monitor = own("tracking"), own("monitor")
+    tracking_url = f"http://{tracking['TRACKING_HOST']}:{tracking['TRACKING_PORT']}"
+    monitor_url = f"http://{monitor['MONITOR_HOST']}:{monitor['MONITOR_PORT']}"
+    return [
+        ServiceSpec("tracking", [sys.executable, "-m", "tracking"], tracking,
+                    health_url=f"{tracking_url}/health"),
+        ServiceSpec("trainer", [sys.executable, "-m", "trainer", "train"], own("trainer"), one_shot=True),
+        ServiceSpec("monitor", [sys.executable, "-m", "monitor", "serve"], monitor,
+                    health_url=f"{monitor_url}/healthz", ready_url=f"{monitor_url}/readyz"),
+    ]
+
+
+def public_url(spec: ServiceSpec) -> str:
+    assert spec.health_url
+    return spec.health_url.rsplit("/", 1)[0]
+
+
+# --- Docker ----------------------------------------------------------------------------------
+
+def docker_engine_answers() -> bool:
+    if os.environ.get("DRIFTLINE_NO_DOCKER") or not shutil.which("docker"):
+        return False
+    try:
+        done = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                              timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def compose(*args: str) -> int:
+    return subprocess.call(["docker", "compose", *args], cwd=REPO)
+
+
+# --- local processes ---------------------------------------------------------------------------
+
+class LocalStack:
+    def __init__(self, data_dir: Path, env: Mapping[str, str]) -> None:
+        self.data_dir = data_dir
+        self.run_dir = data_dir / "run"
+        self.log_dir = data_dir / "logs"
+        self.specs = {spec.name: spec for spec in service_specs(env, data_dir)}
+
+    def pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def running_pid(self, name: str) -> int | None:
+        try:
+            pid = int(self.pid_file(name).read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def running(self) -> dict[str, int]:
+        return {name: pid for name in ORDER if (pid := self.running_pid(name))}
+
+    def _popen(self, spec: ServiceSpec) -> subprocess.Popen[bytes]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **spec.env, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+        with open(self.log_file(spec.name), "ab") as log:
+            return subprocess.Popen(spec.argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def start_service(self, spec: ServiceSpec, timeout: float) -> None:
+        proc = self._popen(spec)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.pid_file(spec.name).write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        urls = [u for u in (spec.health_url, spec.ready_url) if u]
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{spec.name} exited with code {proc.returncode}:\n{self.tail(spec.name)}")
+            if all(url_ok(u) for u in urls):
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"{spec.name} was not healthy within {timeout:.0f} s:\n{self.tail(spec.name)}")
+
+    def run_once(self, spec: ServiceSpec, timeout: float, args: list[str] | None = None) -> None:
+        argv = spec.argv if args is None else [*spec.argv[:3], *args]
+        env = {**os.environ, **spec.env, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file(spec.name), "ab") as log:
+            proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+            assert proc.stdout
+            for line in proc.stdout:
+                log.write(line)
+                sys.stdout.write(f"  {spec.name} | {line.decode(errors='replace')}")
+            code = proc.wait(timeout=timeout)
+        if code != 0:
+            raise RuntimeError(f"{spec.name} exited with code {code} (log: {self.log_file(spec.name)})")
+
+    def stop_service(self, name: str, timeout: float = 20.0) -> bool:
+        pid = self.running_pid(name)
+        self.pid_file(name).unlink(missing_ok=True)
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and group_alive(pid):
+            time.sleep(0.2)
+        if group_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        return True
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        try:
+            text = self.log_file(name).read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(f"  {name} | {line}" for line in text[-lines:])
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie leader still counts until reaped; treat a defunct leader with no group members as gone.
+    try:
+        status = Path(f"/proc/{pgid}/status").read_text()
+        if "State:\tZ" in status:
+            return bool(subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True).stdout.split()[1:])
+    except OSError:
+        pass
+    return True
+
+
+def url_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return 200 <= resp.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def data_dir_from(env: Mapping[str, str]) -> Path:
+    return Path(os.environ.get("DRIFTLINE_DATA_DIR") or env.get("DRIFTLINE_DATA_DIR") or REPO / ".driftline")
+
+
+def up_local(stack: LocalStack) -> int:
+    already = stack.running()
+    if already:
+        listed = ", ".join(f"{name} (pid {pid})" for name, pid in already.items())
+        print(f"make up: already running: {listed}; `make down` stops it")
+        return 0
+    print(f"make up: no Docker engine answered: starting local processes on embedded defaults "
+          f"(data, logs and PIDs under {stack.data_dir})")
+    started = time.monotonic()
+    try:
+        stack.start_service(stack.specs["tracking"], timeout=180)
+        print(f"tracking: {public_url(stack.specs['tracking'])}")
+        stack.run_once(stack.specs["trainer"], timeout=600)
+        stack.start_service(stack.specs["monitor"], timeout=120)
+        print(f"monitor: {public_url(stack.specs['monitor'])}")
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        print(f"make up: failed: {exc}", file=sys.stderr)
+        for name in reversed(ORDER):
+            stack.stop_service(name)
+        return 1
+    print(f"make up: all services healthy in {time.monotonic() - started:.0f} s "
+          f"(logs: make logs; stop: make down)")
+    return 0
+
+
+def down_local(stack: LocalStack) -> int:
+    stopped = [name for name in reversed(ORDER) if stack.stop_service(name)]
+    print(f"make down: stopped {', '.join(stopped)}" if stopped else "make down: nothing was running")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ops.stack", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "logs", "status", "run-trainer"])
+    parser.add_argument("args", nargs="*", help="for run-trainer: the trainer's arguments")
+    parser.add_argument("--local", action="store_true", help="use local processes even if Docker answers")
+    opts = parser.parse_args(argv)
+
+    env = load_env()
+    use_docker = not opts.local and docker_engine_answers()
+    if use_docker:
+        print("make: a Docker engine answered: using Docker Compose")
+        return {
+            "up": lambda: compose("up", "-d", "--build", "--wait"),
+            "down": lambda: compose("down"),
+            "logs": lambda: compose("logs", "--tail", "100"),
+            "status": lambda: compose("ps"),
+            "run-trainer": lambda: compose("run", "--rm", "trainer", *opts.args),
+        }[opts.command]()
+
+    stack = LocalStack(data_dir_from(env), env)
+    if opts.command == "up":
+        return up_local(stack)
+    if opts.command == "down":
+        return down_local(stack)
+    if opts.command == "logs":
+        for name in ORDER:
+            print(stack.tail(name, lines=50))
+        return 0
+    if opts.command == "status":
+        for name in ORDER:
+            pid = stack.running_pid(name)
+            print(f"{name}: {'running, pid ' + str(pid) if pid else 'not running'}")
+        return 0
+    try:
+        stack.run_once(stack.specs["trainer"], timeout=3600, args=opts.args or ["train"])
+    except RuntimeError as exc:
+        print(f"make: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
