@@ -31,20 +31,19 @@ status: $(STAMP)
 	@$(PY) -m ops.stack status
 
 train: $(STAMP)
-	@$(PY) -m ops.stack run-trainer train
+	@$(PY) -m ops.stack run-trainer -- train $(ARGS)
 
 promote: $(STAMP)
-	@$(PY) -m ops.stack run-trainer promote
+	@$(PY) -m ops.stack run-trainer -- promote $(ARGS)
 
 rollback: $(STAMP)
-	@$(PY) -m ops.stack run-trainer rollback
+	@$(PY) -m ops.stack run-trainer -- rollback $(ARGS)
 
 test: $(STAMP)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .
-	@$(VENV)/bin/ruff format --check . || true
 
 bench: $(STAMP)
 	@$(PY) bench/drift_speed.py

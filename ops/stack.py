@@ -255,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--local", action="store_true", help="use local processes even if Docker answers")
     opts = parser.parse_args(argv)
 
-    env = load_env()
+    # The environment overrides .env, as it does for docker compose.
+    known = {var for names in SERVICE_VARS.values() for var in names} | {"DRIFTLINE_DATA_DIR"}
+    env = {**load_env(), **{k: v for k, v in os.environ.items() if k in known}}
     use_docker = not opts.local and docker_engine_answers()
     if use_docker:
         print("make: a Docker engine answered: using Docker Compose")
