@@ -69,13 +69,18 @@ def service_specs(env: Mapping[str, str], data_dir: Path) -> list[ServiceSpec]:
         values["DRIFTLINE_DATA_DIR"] = str(data_dir)
         return values
 
-    tracking, monitor = own("tracking"), own("monitor")
+    tracking, trainer, monitor = own("tracking"), own("trainer"), own("monitor")
     tracking_url = f"http://{tracking['TRACKING_HOST']}:{tracking['TRACKING_PORT']}"
     monitor_url = f"http://{monitor['MONITOR_HOST']}:{monitor['MONITOR_PORT']}"
+    # Local mode's clients talk to the tracking server this stack starts, wherever it listens.
+    for client in (trainer, monitor):
+        client["MLFLOW_TRACKING_URI"] = tracking_url
+    monitor["MONITOR_PUBLIC_URL"] = monitor["MONITOR_PUBLIC_URL"] or monitor_url
+    monitor["MLFLOW_PUBLIC_URL"] = monitor["MLFLOW_PUBLIC_URL"] or tracking_url
     return [
         ServiceSpec("tracking", [sys.executable, "-m", "tracking"], tracking,
                     health_url=f"{tracking_url}/health"),
-        ServiceSpec("trainer", [sys.executable, "-m", "trainer", "train"], own("trainer"), one_shot=True),
+        ServiceSpec("trainer", [sys.executable, "-m", "trainer", "train"], trainer, one_shot=True),
         ServiceSpec("monitor", [sys.executable, "-m", "monitor", "serve"], monitor,
                     health_url=f"{monitor_url}/healthz", ready_url=f"{monitor_url}/readyz"),
     ]

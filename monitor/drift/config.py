@@ -11,8 +11,10 @@ from typing import Any, Literal
 
 Correction = Literal["none", "bonferroni", "holm", "bh"]
 DistanceRule = Literal["auto", "always", "never"]
+AlphaSplit = Literal["by_kind", "none"]
 
 CORRECTIONS: tuple[str, ...] = ("none", "bonferroni", "holm", "bh")
+ALPHA_SPLITS: tuple[str, ...] = ("by_kind", "none")
 DISTANCE_RULES: tuple[str, ...] = ("auto", "always", "never")
 
 
@@ -24,6 +26,12 @@ class DriftConfig:
     correction: multiple-testing control over every p-value test of a batch (features, residuals,
         predictions). Holm keeps the family-wise error at or under alpha and is uniformly more powerful
         than Bonferroni; "bh" controls the false discovery rate instead (more alarms on clean data).
+    alpha_split: "by_kind" (default) gives each kind of drift (data, concept, prediction) its share of
+        alpha in proportion to its number of tests and corrects within each kind; the shares add up to
+        alpha, so the family-wise error stays at or under alpha (union bound), and a strong data-drift
+        signal cannot lower the bar of the concept-drift test (Holm over one pooled family would test
+        the residuals at the full alpha once the features have rejected, calling ~5 % of pure
+        data-drift batches concept drift too). "none" corrects all tests as one pool.
     numeric_tests / categorical_tests: registry names run on every column of that type
         (see ``monitor.drift.stattests.REGISTRY``); ``column_tests`` overrides them per column.
     thresholds: per test name; for p-value tests the level the adjusted p-value is compared with
@@ -43,6 +51,7 @@ class DriftConfig:
 
     alpha: float = 0.05
     correction: Correction = "holm"
+    alpha_split: AlphaSplit = "by_kind"
     numeric_tests: tuple[str, ...] = ("ks", "psi", "wasserstein")
     categorical_tests: tuple[str, ...] = ("chi2",)
     column_tests: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -63,10 +72,17 @@ class DriftConfig:
         if not 0.0 < self.alpha < 1.0:
             raise ValueError(f"alpha must be between 0 and 1 (exclusive), got {self.alpha}")
         if self.correction not in CORRECTIONS:
-            raise ValueError(f"unknown correction {self.correction!r}; choose one of {', '.join(CORRECTIONS)}")
+            raise ValueError(
+                f"unknown correction {self.correction!r}; choose one of {', '.join(CORRECTIONS)}"
+            )
+        if self.alpha_split not in ALPHA_SPLITS:
+            raise ValueError(
+                f"unknown alpha_split {self.alpha_split!r}; choose one of {', '.join(ALPHA_SPLITS)}"
+            )
         if self.distances_decide not in DISTANCE_RULES:
             raise ValueError(
-                f"unknown distances_decide {self.distances_decide!r}; choose one of {', '.join(DISTANCE_RULES)}"
+                f"unknown distances_decide {self.distances_decide!r}; "
+                f"choose one of {', '.join(DISTANCE_RULES)}"
             )
         if self.psi_bins < 2:
             raise ValueError(f"psi_bins must be at least 2, got {self.psi_bins}")

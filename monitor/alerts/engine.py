@@ -1,0 +1,191 @@
+"""From evaluations to alert state and queued notifications (the outbox's writing side).
+
+``AlertEngine.on_evaluation`` is the evaluation service's listener: it runs inside the evaluation's
+transaction, so the alert state and the outbox rows commit (or roll back) together with the
+evaluation row. ``AlertEngine.tick`` runs before each delivery cycle: it queues the notifications
+that time alone makes due (repeat interval passed, a silence ended).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from monitor.alerts import silences as silence_rules
+from monitor.alerts.config import AlertConfig
+from monitor.alerts.lifecycle import firing_notice_due, observe, resolved_notice_due
+from monitor.alerts.models import Alert, Delivery, Silence, aware
+from monitor.alerts.payloads import alert_document
+from monitor.alerts.rules import EvaluationLike, Signal, alert_labels, evaluate_rules, fingerprint
+from monitor.db import utcnow
+
+log = logging.getLogger("monitor.alerts")
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def active_silences(session: Session, now: datetime) -> list[Silence]:
+    rows = session.scalars(sa.select(Silence).where(Silence.ends_at > now)).all()
+    for row in rows:
+        row.starts_at, row.ends_at = aware(row.starts_at), aware(row.ends_at)
+    return [s for s in rows if silence_rules.is_active(s, now)]
+
+
+class AlertEngine:
+    def __init__(self, config: AlertConfig) -> None:
+        self.config = config
+
+    # --- links ---------------------------------------------------------------------------------
+    def evaluation_url(self, evaluation_id: int | None) -> str | None:
+        return f"{self.config.public_url}/evaluations/{evaluation_id}" if evaluation_id is not None else None
+
+    def mlflow_run_url(self, evaluation: EvaluationLike) -> str | None:
+        run_id = getattr(evaluation, "mlflow_run_id", None)
+        if not run_id:
+            return None
+        experiment = getattr(evaluation, "mlflow_experiment_id", None) or \
+            ((evaluation.report or {}).get("mlflow") or {}).get("experiment_id")
+        base = self.config.mlflow_public_url
+        if experiment:
+            return f"{base}/#/experiments/{experiment}/runs/{run_id}"
+        return f"{base}/#/runs/{run_id}"  # the MLflow UI redirects a bare run id to its experiment
+
+    # --- the listener --------------------------------------------------------------------------
+    def on_evaluation(self, session: Session, evaluation: EvaluationLike,
+                      now: datetime | None = None) -> None:
+        now = now or utcnow()
+        self._supersede_other_versions(session, evaluation, now)
+        silences = active_silences(session, now)
+        for signal in evaluate_rules(evaluation, self.config.rules):
+            self._apply(session, evaluation, signal, silences, now)
+
+    def __call__(self, session: Session, evaluation: EvaluationLike) -> None:
+        self.on_evaluation(session, evaluation)
+
+    def _lock_alert(self, session: Session, fp: str) -> Alert | None:
+        stmt = sa.select(Alert).where(Alert.fingerprint == fp)
+        if _is_postgres(session):
+            stmt = stmt.with_for_update()
+        return session.scalars(stmt).first()
+
+    def _apply(self, session: Session, ev: EvaluationLike, signal: Signal, silences: Sequence[Silence],
+               now: datetime) -> None:
+        labels = alert_labels(signal.alertname, ev.model_name, str(ev.model_version))
+        fp = fingerprint(labels)
+        alert = self._lock_alert(session, fp)
+        if alert is None:
+            if not signal.bad:
+                return  # nothing to remember about a clean rule that never went bad
+            alert = Alert(fingerprint=fp, alertname=signal.alertname, model_name=ev.model_name,
+                          model_version=str(ev.model_version), severity=signal.severity, labels=labels,
+                          annotations={}, state="inactive", bad_streak=0, clean_streak=0, notified=False,
+                          episodes=0)
+            session.add(alert)
+        _normalise_times(alert)
+        transition = observe(alert, signal.bad, now, self.config.lifecycle)
+        alert.last_evaluation_id = ev.id
+        if signal.bad:
+            alert.annotations = self._annotations(ev, signal)
+            alert.generator_url = self.evaluation_url(ev.id)
+        if transition == "fired":
+            alert.episodes = (alert.episodes or 0) + 1
+            log.info("alert fired", extra={"alert": signal.alertname, "model": ev.model_name,
+                                           "fingerprint": fp})
+        elif transition == "resolved":
+            alert.annotations = {**alert.annotations,
+                                 "resolved_by": f"{self.config.lifecycle.resolve_after} clean evaluation(s), "
+                                                f"last #{ev.id}",
+                                 "resolved_evaluation_url": self.evaluation_url(ev.id) or ""}
+            log.info("alert resolved", extra={"alert": signal.alertname, "model": ev.model_name,
+                                              "fingerprint": fp})
+        session.flush()
+        if resolved_notice_due(alert, transition):
+            self.enqueue(session, alert, "resolved", now, ev.id)
+        elif firing_notice_due(alert, now, self.config.lifecycle, self._silenced(alert, silences, now)):
+            self.enqueue(session, alert, "firing", now, ev.id)
+
+    def _supersede_other_versions(self, session: Session, ev: EvaluationLike, now: datetime) -> None:
+        """A new champion version is a new alert identity; the old version's open alerts end here.
+
+        Only evaluations that resolved a real version count (a failed one may say "unknown")."""
+        if ev.status not in ("ok", "rejected") or str(ev.model_version) in ("", "unknown"):
+            return
+        stmt = sa.select(Alert).where(Alert.model_name == ev.model_name,
+                                      Alert.model_version != str(ev.model_version),
+                                      Alert.state.in_(("firing", "pending")))
+        if _is_postgres(session):
+            stmt = stmt.with_for_update()
+        for alert in session.scalars(stmt).all():
+            _normalise_times(alert)
+            was_firing = alert.state == "firing"
+            alert.bad_streak = alert.clean_streak = 0
+            if not was_firing:
+                alert.state = "inactive"
+                continue
+            alert.state, alert.ends_at = "resolved", now
+            alert.annotations = {**alert.annotations,
+                                 "resolved_by": f"version {ev.model_version} replaced "
+                                                f"version {alert.model_version}"}
+            if alert.notified:
+                self.enqueue(session, alert, "resolved", now, ev.id)
+
+    def _annotations(self, ev: EvaluationLike, signal: Signal) -> dict[str, str]:
+        ann = {"summary": signal.summary,
+               "description": f"{signal.alertname} ({signal.severity}) from evaluation #{ev.id}"
+                              f" of batch {ev.batch_id} ({ev.n_rows if ev.n_rows is not None else '?'} rows)",
+               "evaluation_id": str(ev.id), "batch_id": str(ev.batch_id or "")}
+        ann.update(signal.details)
+        if (url := self.evaluation_url(ev.id)) is not None:
+            ann["evaluation_url"] = url
+        if (run := self.mlflow_run_url(ev)) is not None:
+            ann["mlflow_run_url"] = run
+            ann["mlflow_run_id"] = str(ev.mlflow_run_id)
+        return ann
+
+    @staticmethod
+    def _silenced(alert: Alert, silences: Sequence[Silence], now: datetime) -> bool:
+        return bool(silence_rules.silenced_by(silences, alert.labels, now))
+
+    # --- the outbox ----------------------------------------------------------------------------
+    def enqueue(self, session: Session, alert: Alert, kind: str, now: datetime,
+                evaluation_id: int | None) -> list[Delivery]:
+        doc = alert_document(status=kind, labels=alert.labels, annotations=alert.annotations,
+                             starts_at=alert.starts_at, ends_at=alert.ends_at,
+                             generator_url=alert.generator_url, fingerprint=alert.fingerprint)
+        rows = [Delivery(alert_id=alert.id, fingerprint=alert.fingerprint, receiver=r.name, kind=kind,
+                         evaluation_id=evaluation_id, alert=doc, status="pending", attempts=0,
+                         failed_attempts=0, next_attempt_at=now, created_at=now)
+                for r in self.config.receivers]
+        session.add_all(rows)
+        if kind == "firing":
+            alert.notified = True
+            alert.last_notified_at = now
+        return rows
+
+    # --- time-driven notifications ---------------------------------------------------------------
+    def tick(self, session: Session, now: datetime | None = None) -> int:
+        """Queue repeat notifications and the ones a silence held back; returns how many alerts."""
+        now = now or utcnow()
+        silences = active_silences(session, now)
+        stmt = sa.select(Alert).where(Alert.state == "firing").order_by(Alert.id)
+        if _is_postgres(session):
+            stmt = stmt.with_for_update(skip_locked=True)
+        queued = 0
+        for alert in session.scalars(stmt).all():
+            _normalise_times(alert)
+            if firing_notice_due(alert, now, self.config.lifecycle, self._silenced(alert, silences, now)):
+                self.enqueue(session, alert, "firing", now, alert.last_evaluation_id)
+                queued += 1
+        return queued
+
+
+def _normalise_times(alert: Any) -> None:
+    for name in ("starts_at", "ends_at", "last_notified_at", "refreshed_at"):
+        setattr(alert, name, aware(getattr(alert, name)))

@@ -1,0 +1,135 @@
+"""The result of scoring one batch: per-test results, dataset-level verdicts, performance and quality.
+
+Plain dataclasses; ``to_dict`` is JSON-safe (NaN and infinities become None, numpy scalars become
+Python numbers) and ``from_dict`` rebuilds an equal report, so reports can be stored and shown later.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+DriftKind = Literal["data", "concept", "prediction"]
+
+
+@dataclass
+class TestResult:
+    """One test on one column (or on the residuals / predictions / error ratio).
+
+    ``drift`` is the raw decision (p-value below the threshold, or distance at or above it);
+    ``adjusted_drift`` the decision after multiple-testing correction (distances: the raw decision);
+    ``decides`` says whether this result counts towards the verdict (distances only count when the
+    configuration or the sample sizes allow, see ``DriftConfig.distances_decide``).
+    """
+
+    __test__ = False  # not a pytest test class despite its name
+
+    test: str
+    kind: DriftKind
+    target: str
+    statistic: float | None
+    p_value: float | None
+    threshold: float
+    drift: bool | None
+    adjusted_p_value: float | None = None
+    adjusted_drift: bool | None = None
+    decides: bool = True
+    note: str | None = None
+
+    @property
+    def counts(self) -> bool:
+        """True when this result makes its verdict positive."""
+        return bool(self.decides and self.adjusted_drift)
+
+
+@dataclass
+class Verdict:
+    """A dataset-level verdict: which kind, whether detected, which tests and columns drove it."""
+
+    kind: str
+    detected: bool
+    drivers: list[str] = field(default_factory=list)
+    features: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DriftReport:
+    data_drift: bool
+    concept_drift: bool
+    prediction_drift: bool
+    quality_failed: bool
+    drifted_features: list[str]
+    features: dict[str, dict[str, TestResult]]
+    concept: dict[str, TestResult]
+    prediction: dict[str, TestResult]
+    performance: dict[str, float | int | None]
+    quality: dict[str, Any]
+    verdicts: dict[str, Verdict]
+    sample_sizes: dict[str, int]
+    settings: dict[str, Any]
+
+    @property
+    def alert(self) -> bool:
+        """Anything worth telling someone: any drift or a data-quality failure."""
+        return self.data_drift or self.concept_drift or self.prediction_drift or self.quality_failed
+
+    def all_tests(self) -> list[TestResult]:
+        tests = [r for per_test in self.features.values() for r in per_test.values()]
+        return tests + list(self.concept.values()) + list(self.prediction.values())
+
+    def summary(self) -> str:
+        """A few human-readable lines for logs and alerts."""
+        lines = []
+        for name, verdict in self.verdicts.items():
+            state = "DETECTED" if verdict.detected else "ok"
+            why = f" ({', '.join(verdict.drivers)})" if verdict.drivers else ""
+            lines.append(f"{name}: {state}{why}")
+        sizes = ", ".join(f"{k} {v}" for k, v in self.sample_sizes.items())
+        lines.append(f"rows: {sizes}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_safe(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DriftReport:
+        def results(block: Mapping[str, Any]) -> dict[str, TestResult]:
+            return {name: TestResult(**item) for name, item in block.items()}
+
+        return cls(
+            data_drift=bool(data["data_drift"]),
+            concept_drift=bool(data["concept_drift"]),
+            prediction_drift=bool(data["prediction_drift"]),
+            quality_failed=bool(data["quality_failed"]),
+            drifted_features=list(data["drifted_features"]),
+            features={col: results(block) for col, block in data["features"].items()},
+            concept=results(data["concept"]),
+            prediction=results(data["prediction"]),
+            performance=dict(data["performance"]),
+            quality=dict(data["quality"]),
+            verdicts={k: Verdict(**v) for k, v in data["verdicts"].items()},
+            sample_sizes={k: int(v) for k, v in data["sample_sizes"].items()},
+            settings=dict(data["settings"]),
+        )
+
+
+def json_safe(value: Any) -> Any:
+    """Recursively turn numpy scalars into Python ones and NaN/inf into None."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    return value

@@ -1,0 +1,274 @@
+"""One evaluation: resolve the champion, load it, validate the batch, score drift, predict, and store
+the result (database row + per-feature rows + MLflow run) exactly once per (model, batch id).
+
+Listeners (``listeners``) run after the evaluation row is flushed and inside the same transaction,
+so whatever they write (the alerts outbox) commits atomically with the evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import InterfaceError as SAInterfaceError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from monitor.db import utcnow
+from monitor.models import Evaluation, FeatureResult, ProcessedObject
+from monitor.reference import ProfileStore
+from monitor.registry import LoadedModel, ModelNotFound, Registry, TrackingUnavailable
+from monitor.settings import MonitorConfig, MonitorSettings
+from monitor.sources import Batch
+from monitor.validation import validate_batch
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Session, Evaluation], None]
+_METRIC_NAME = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+class DatabaseUnavailable(Exception):
+    """The monitor's database cannot be reached: nothing could be recorded; retry later."""
+
+
+@dataclass
+class Outcome:
+    evaluation_id: int | None
+    status: str  # ok | failed | rejected
+    result: dict[str, Any]
+    duplicate: bool = False  # the batch had been evaluated already (by this or another process)
+    transient: bool = False  # failed for a reason that may go away (tracking/S3 down): back off, retry
+
+
+@dataclass
+class EvaluationService:
+    settings: MonitorSettings
+    config: MonitorConfig
+    sessions: sessionmaker
+    registry: Registry
+    profiles: ProfileStore
+    listeners: list[Listener] = field(default_factory=list)
+
+    # --- entry point -------------------------------------------------------------------------------
+    def evaluate(self, model_name: str, batch: Batch, *, alias: str | None = None,
+                 version: str | None = None) -> Outcome:
+        """Evaluate ``batch`` against the model version ``alias`` points at now (or ``version``)."""
+        alias = None if version else (alias or self.settings.champion_alias)
+        started = utcnow()
+        clock = time.perf_counter()
+        try:
+            existing = self._existing(model_name, batch.batch_id)
+        except (OperationalError, SAInterfaceError) as exc:
+            raise DatabaseUnavailable(f"monitor database unavailable: {_first_line(exc)}") from exc
+        if existing is not None:
+            return existing
+
+        row = Evaluation(model_name=model_name, model_version=version or "unknown", alias=alias,
+                         batch_id=batch.batch_id, source=batch.source, scenario=batch.scenario,
+                         drifted_features=[], report={}, started_at=started,
+                         n_rows=int(len(batch.frame)) if batch.frame is not None else None)
+        features: list[FeatureResult] = []
+        transient = False
+        run_id: str | None = None
+        try:
+            version = version or self.registry.resolve(model_name, alias)
+            row.model_version = version
+            model = self.registry.load(model_name, version)
+            checked = validate_batch(batch.frame, model)
+            if not checked.ok:
+                row.status = "rejected"
+                row.error = "data quality: " + "; ".join(checked.problems)
+                row.report = {"rejected": True, "problems": checked.problems, "details": checked.details}
+            else:
+                report, predictions = self._score(model, checked.frame)
+                self._fill_ok(row, report)
+                features = _feature_rows(report)
+                row.finished_at = utcnow()
+                row.duration_seconds = time.perf_counter() - clock
+                run_id = self.registry.log_evaluation(
+                    model=model_name, version=version, batch_id=batch.batch_id,
+                    metrics=_mlflow_metrics(row, report), result=self._result(row, report, predictions),
+                    tags={"driftline.source": batch.source, "driftline.scenario": batch.scenario or "",
+                          "driftline.status": "ok"})
+                row.mlflow_run_id = run_id
+        except ModelNotFound:
+            raise  # nothing to evaluate against: the caller answers 404 / logs, no row for a phantom model
+        except TrackingUnavailable as exc:
+            transient = True
+            self._fail(row, str(exc))
+        except (OperationalError, SAInterfaceError) as exc:
+            # The profile store reads the database: an outage there cannot be recorded either.
+            raise DatabaseUnavailable(f"monitor database unavailable: {_first_line(exc)}") from exc
+        except Exception as exc:  # noqa: BLE001 - a bad model or batch must never take the process down
+            transient = _looks_transient(exc)
+            log.warning("evaluation of %s batch %s failed:\n%s", model_name, batch.batch_id,
+                        traceback.format_exc(limit=6))
+            self._fail(row, f"{type(exc).__name__}: {_first_line(exc)}")
+        row.finished_at = utcnow()
+        row.duration_seconds = time.perf_counter() - clock
+        try:
+            outcome = self._store(row, features, batch)
+        except (OperationalError, SAInterfaceError) as exc:
+            if run_id:
+                self.registry.delete_run(run_id)
+            raise DatabaseUnavailable(f"monitor database unavailable: {_first_line(exc)}") from exc
+        if outcome.duplicate and run_id:
+            self.registry.delete_run(run_id)  # lost the race to another process: keep one run only
+        outcome.transient = transient
+        return outcome
+
+    # --- steps -------------------------------------------------------------------------------------
+    def _score(self, model: LoadedModel, frame: Any) -> tuple[Any, np.ndarray]:
+        from monitor.drift import DriftConfig, DriftDetector
+
+        drift = self.config.drift_settings(model.name)
+        profile = self.profiles.get(model, drift)
+        detector = DriftDetector.from_profile(profile, DriftConfig.from_dict(drift))
+        inputs = frame[[c.name for c in model.inputs]]
+        predictions = np.asarray(model.predict(inputs), dtype=float).reshape(-1)
+        report = detector.score(frame[model.features], predictions=predictions,
+                                labels=frame[model.target].to_numpy(dtype=float))
+        return report, predictions
+
+    @staticmethod
+    def _fill_ok(row: Evaluation, report: Any) -> None:
+        perf = report.performance or {}
+        row.status = "ok"
+        row.data_drift = bool(report.data_drift)
+        row.concept_drift = bool(report.concept_drift)
+        row.prediction_drift = bool(report.prediction_drift)
+        row.drifted_features = list(report.drifted_features)
+        row.mse, row.mae = _num(perf.get("mse")), _num(perf.get("mae"))
+        row.baseline_mse, row.baseline_mae = _num(perf.get("baseline_mse")), _num(perf.get("baseline_mae"))
+        row.report = report.to_dict()
+
+    @staticmethod
+    def _fail(row: Evaluation, reason: str) -> None:
+        row.status = "failed"
+        row.error = reason
+        row.report = {"failed": True, "error": reason}
+        row.data_drift = row.concept_drift = row.prediction_drift = None
+        row.drifted_features = []
+        log.warning("evaluation of %s batch %s failed: %s", row.model_name, row.batch_id, reason)
+
+    def _result(self, row: Evaluation, report: Any, predictions: np.ndarray) -> dict[str, Any]:
+        return {"model": row.model_name, "version": row.model_version, "alias": row.alias,
+                "batch_id": row.batch_id, "source": row.source, "scenario": row.scenario,
+                "n_rows": row.n_rows, "started_at": row.started_at.isoformat(),
+                "prediction_mean": float(np.mean(predictions)) if predictions.size else None,
+                "report": report.to_dict()}
+
+    def _existing(self, model_name: str, batch_id: str) -> Outcome | None:
+        """A finished (ok/rejected) evaluation of this batch; failed ones are retried."""
+        with self.sessions() as session:
+            row = session.scalar(_by_batch(model_name, batch_id))
+            if row is None or row.status == "failed":
+                return None
+            return Outcome(row.id, row.status, row.full(), duplicate=True)
+
+    def _store(self, row: Evaluation, features: list[FeatureResult], batch: Batch) -> Outcome:
+        """Insert (or replace a failed attempt), run listeners, commit — all in one transaction."""
+        try:
+            with self.sessions() as session, session.begin():
+                previous = session.scalar(_by_batch(row.model_name, row.batch_id).with_for_update())
+                if previous is not None and previous.status != "failed":
+                    return Outcome(previous.id, previous.status, previous.full(), duplicate=True)
+                if previous is not None:
+                    target = previous  # a retry of a failed batch replaces the failure in place
+                    for name in ("model_version", "alias", "source", "scenario", "status", "error",
+                                 "data_drift", "concept_drift", "prediction_drift", "drifted_features",
+                                 "n_rows", "mse", "mae", "baseline_mse", "baseline_mae", "report",
+                                 "mlflow_run_id", "started_at", "finished_at", "duration_seconds"):
+                        setattr(target, name, getattr(row, name))
+                    target.features.clear()
+                else:
+                    target = row
+                    session.add(target)
+                target.features.extend(features)
+                session.flush()
+                processed = batch.meta.get("processed_object")
+                if processed and target.status != "failed":
+                    # The inbox file counts as done only with a finished evaluation, in the same commit.
+                    session.add(ProcessedObject(evaluation_id=target.id, **processed))
+                for listener in self.listeners:
+                    listener(session, target)
+                session.flush()
+                return Outcome(target.id, target.status, target.full())
+        except IntegrityError:
+            # Another worker or replica committed this batch between our check and our insert.
+            existing = self._existing(row.model_name, row.batch_id)
+            if existing is None:
+                raise
+            return existing
+
+    # --- reads for the API ------------------------------------------------------------------------
+    def get(self, evaluation_id: int) -> dict[str, Any] | None:
+        with self.sessions() as session:
+            row = session.get(Evaluation, evaluation_id, options=[selectinload(Evaluation.features)])
+            return row.full() if row is not None else None
+
+
+def _by_batch(model_name: str, batch_id: str) -> sa.Select:
+    return (sa.select(Evaluation).options(selectinload(Evaluation.features))
+            .where(Evaluation.model_name == model_name, Evaluation.batch_id == batch_id))
+
+
+def _feature_rows(report: Any) -> list[FeatureResult]:
+    rows = []
+    for feature, tests in report.features.items():
+        for test_name, result in tests.items():
+            rows.append(FeatureResult(
+                feature=str(feature), test=str(test_name), statistic=_num(result.statistic),
+                p_value=_num(result.p_value), adjusted_p_value=_num(result.adjusted_p_value),
+                threshold=_num(result.threshold),
+                drift=None if result.adjusted_drift is None else bool(result.counts)))
+    return rows
+
+
+def _mlflow_metrics(row: Evaluation, report: Any) -> dict[str, float]:
+    metrics: dict[str, float] = {
+        "data_drift": float(bool(row.data_drift)), "concept_drift": float(bool(row.concept_drift)),
+        "prediction_drift": float(bool(row.prediction_drift)),
+        "n_drifted_features": float(len(row.drifted_features)), "n_rows": float(row.n_rows or 0),
+    }
+    for name in ("mse", "mae", "baseline_mse", "baseline_mae"):
+        value = getattr(row, name)
+        if value is not None:
+            metrics[name] = value
+    for feature, tests in report.features.items():
+        for test_name, result in tests.items():
+            safe = _METRIC_NAME.sub("_", f"{feature}.{test_name}")
+            if _num(result.statistic) is not None:
+                metrics[f"{safe}.statistic"] = float(result.statistic)
+            if _num(result.p_value) is not None:
+                metrics[f"{safe}.p_value"] = float(result.p_value)
+    return metrics
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _looks_transient(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return any(word in name for word in ("Connection", "Timeout", "Endpoint", "ClientError"))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

@@ -1,0 +1,130 @@
+"""The monitor's tables: evaluations (the contract with monitor/alerts), per-feature results,
+persisted reference profiles and the S3 inbox's processed objects.
+
+Schema changes go through Alembic (monitor/migrations); ``Base.metadata`` is only the target it diffs against.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from monitor.db import Base, utcnow
+
+TZ = sa.DateTime(timezone=True)
+
+
+class Evaluation(Base):
+    """One batch scored against one model version. Unique per (model_name, batch_id): a batch is
+    evaluated once however many workers or replicas see it."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (
+        sa.UniqueConstraint("model_name", "batch_id", name="uq_evaluations_model_batch"),
+        sa.Index("ix_evaluations_model_id", "model_name", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    model_version: Mapped[str] = mapped_column(sa.String(64))
+    alias: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    batch_id: Mapped[str] = mapped_column(sa.String(255))
+    source: Mapped[str] = mapped_column(sa.String(32))  # simulated | s3 | push | manual
+    scenario: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    status: Mapped[str] = mapped_column(sa.String(16))  # ok | failed | rejected
+    error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    data_drift: Mapped[bool | None] = mapped_column(sa.Boolean, nullable=True)
+    concept_drift: Mapped[bool | None] = mapped_column(sa.Boolean, nullable=True)
+    prediction_drift: Mapped[bool | None] = mapped_column(sa.Boolean, nullable=True)
+    drifted_features: Mapped[list] = mapped_column(sa.JSON, default=list)
+    n_rows: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    mse: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    mae: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    baseline_mse: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    baseline_mae: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    report: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    mlflow_run_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+    finished_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+    # Beyond the contract: kept so /metrics can build the duration histogram in SQL.
+    duration_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+
+    features: Mapped[list[FeatureResult]] = relationship(
+        back_populates="evaluation", cascade="all, delete-orphan", order_by="FeatureResult.id")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "model_name": self.model_name, "model_version": self.model_version,
+            "alias": self.alias, "batch_id": self.batch_id, "source": self.source, "scenario": self.scenario,
+            "status": self.status, "error": self.error, "data_drift": self.data_drift,
+            "concept_drift": self.concept_drift, "prediction_drift": self.prediction_drift,
+            "drifted_features": list(self.drifted_features or []), "n_rows": self.n_rows,
+            "mse": self.mse, "mae": self.mae, "baseline_mse": self.baseline_mse,
+            "baseline_mae": self.baseline_mae, "mlflow_run_id": self.mlflow_run_id,
+            "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at),
+            "duration_seconds": self.duration_seconds,
+        }
+
+    def full(self) -> dict[str, Any]:
+        return {**self.summary(), "report": self.report,
+                "feature_results": [f.as_dict() for f in self.features]}
+
+
+class FeatureResult(Base):
+    """One drift test on one feature of one evaluation (the rows behind per-feature charts and metrics)."""
+
+    __tablename__ = "feature_results"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    evaluation_id: Mapped[int] = mapped_column(sa.ForeignKey("evaluations.id", ondelete="CASCADE"), index=True)
+    feature: Mapped[str] = mapped_column(sa.String(255))
+    test: Mapped[str] = mapped_column(sa.String(64))
+    statistic: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    p_value: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    adjusted_p_value: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    drift: Mapped[bool | None] = mapped_column(sa.Boolean, nullable=True)
+
+    evaluation: Mapped[Evaluation] = relationship(back_populates="features")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"feature": self.feature, "test": self.test, "statistic": self.statistic,
+                "p_value": self.p_value, "adjusted_p_value": self.adjusted_p_value,
+                "threshold": self.threshold, "drift": self.drift}
+
+
+class StoredProfile(Base):
+    """A fitted reference profile, so a restart does not re-download and re-fit reference data."""
+
+    __tablename__ = "reference_profiles"
+    __table_args__ = (sa.UniqueConstraint("model_name", "model_version", "config_hash",
+                                          name="uq_reference_profiles_key"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    model_version: Mapped[str] = mapped_column(sa.String(64))
+    config_hash: Mapped[str] = mapped_column(sa.String(64))
+    profile: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+
+
+class ProcessedObject(Base):
+    """An S3 inbox object already evaluated; the unique key makes each file count once across restarts."""
+
+    __tablename__ = "processed_objects"
+    __table_args__ = (sa.UniqueConstraint("model_name", "bucket", "key", "etag", name="uq_processed_objects"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    bucket: Mapped[str] = mapped_column(sa.String(255))
+    key: Mapped[str] = mapped_column(sa.String(1024))
+    etag: Mapped[str] = mapped_column(sa.String(255))
+    evaluation_id: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    processed_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

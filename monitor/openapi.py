@@ -1,0 +1,94 @@
+"""The OpenAPI 3 document served at /api/openapi.json (hand-written: small API, no generator needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+EVALUATION = {"$ref": "#/components/schemas/Evaluation"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "bad request", 401: "missing or wrong token", 404: "not found", 413: "batch too large",
+            415: "unsupported content type", 422: "batch rejected (recorded as a rejected evaluation)",
+            503: "a dependency is down"}
+    return {str(c): _json(ERROR, text[c]) for c in codes}
+
+
+def openapi_document(server_url: str) -> dict[str, Any]:
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    batch_body = {"required": True, "content": {
+        "application/json": {"schema": {"type": "array", "items": {"type": "object"}},
+                             "example": [{"x0": 12.5, "x1": 80.1, "y": 13.0}]},
+        "text/csv": {"schema": {"type": "string"}},
+        "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}}}}
+    write = [{"bearer": []}]
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Driftline monitor", "version": "1.0",
+                 "description": "Drift and performance monitoring of registered MLflow models."},
+        "servers": [{"url": server_url}],
+        "paths": {
+            "/healthz": {"get": {"summary": "Process alive", "responses": {"200": {"description": "alive"}}}},
+            "/readyz": {"get": {"summary": "Database and tracking server reachable",
+                                "responses": {"200": {"description": "ready"}, **_errors(503)}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics",
+                                 "responses": {"200": {"description": "text exposition format"}}}},
+            "/api/models": {"get": {"summary": "Monitored models with their latest status",
+                                    "responses": {"200": _json({"type": "object"}, "models")}}},
+            "/api/models/{name}/evaluations": {"get": {
+                "summary": "A model's evaluations, newest first",
+                "parameters": [name] + [{"name": p, "in": "query", "schema": {"type": "integer"}}
+                                        for p in ("limit", "before_id", "page", "per_page")]
+                + [{"name": "status", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "evaluations": {"type": "array", "items": EVALUATION},
+                    "next": {"type": "string", "nullable": True}}}, "one page"), **_errors(400)}}},
+            "/api/evaluations/{id}": {"get": {
+                "summary": "One evaluation in full, with per-feature results",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {"200": _json(EVALUATION, "the evaluation"), **_errors(404)}}},
+            "/api/models/{name}/batches": {"post": {
+                "summary": "Push a batch (inputs + target) and evaluate it now", "security": write,
+                "parameters": [name, {"name": "X-Batch-Id", "in": "header", "schema": {"type": "string"},
+                                      "description": "idempotency key; a repeated id returns the first result"}],
+                "requestBody": batch_body,
+                "responses": {"201": _json(EVALUATION, "evaluated"), "200": _json(EVALUATION, "already evaluated"),
+                              **_errors(400, 401, 404, 413, 415, 422, 503)}}},
+            "/api/models/{name}/evaluate": {"post": {
+                "summary": "Evaluate now on a simulated batch", "security": write, "parameters": [name],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {
+                        "scenario": {"type": "string", "enum": ["clean", "data_drift", "concept_drift"]},
+                        "rows": {"type": "integer"}, "seed": {"type": "integer"},
+                        "version": {"type": "string"}}}}}},
+                "responses": {"201": _json(EVALUATION, "evaluated"), **_errors(400, 401, 404, 422, 503)}}},
+            "/api/openapi.json": {"get": {"summary": "This document",
+                                          "responses": {"200": {"description": "OpenAPI 3 document"}}}},
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "MONITOR_API_TOKEN"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"],
+                          "properties": {"error": {"type": "string"}, "detail": {}}},
+                "Evaluation": {"type": "object", "properties": {
+                    "id": {"type": "integer"}, "model_name": {"type": "string"},
+                    "model_version": {"type": "string"}, "batch_id": {"type": "string"},
+                    "source": {"type": "string"}, "scenario": {"type": "string", "nullable": True},
+                    "status": {"type": "string", "enum": ["ok", "failed", "rejected"]},
+                    "error": {"type": "string", "nullable": True},
+                    "data_drift": {"type": "boolean", "nullable": True},
+                    "concept_drift": {"type": "boolean", "nullable": True},
+                    "prediction_drift": {"type": "boolean", "nullable": True},
+                    "drifted_features": {"type": "array", "items": {"type": "string"}},
+                    "mse": {"type": "number", "nullable": True}, "mae": {"type": "number", "nullable": True},
+                    "mlflow_run_id": {"type": "string", "nullable": True},
+                    "report": {"type": "object"}, "feature_results": {"type": "array", "items": {"type": "object"}}}},
+            },
+        },
+    }

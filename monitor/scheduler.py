@@ -1,0 +1,260 @@
+"""Scheduled evaluation rounds, run by exactly one process per database.
+
+Every gunicorn worker (and every replica) builds a scheduler, but a round only runs in the process
+that holds the leader lock: a PostgreSQL session-level advisory lock (``pg_try_advisory_lock``) on a
+dedicated connection, or an exclusive file lock beside the SQLite database in local mode. If the
+leader dies its connection closes, the lock frees, and another process takes over at its next tick.
+
+Ticks are aligned to wall-clock multiples of the interval and the simulated batch id is the slot
+number, so even if two processes believed they were leader for the same tick they would produce the
+same (model, batch id) and the evaluations' unique constraint would keep one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from monitor.evaluation import DatabaseUnavailable, EvaluationService, Outcome
+from monitor.registry import ModelNotFound, TrackingUnavailable
+from monitor.sources.s3_inbox import InboxUnavailable, S3Inbox
+from monitor.sources.simulated import slot_batch
+
+log = logging.getLogger(__name__)
+ADVISORY_KEY = 0x44524946544C4E  # "DRIFTLN": one scheduler leader per monitor database
+
+
+class LeaderLock:
+    """Who runs the rounds. ``held()`` re-checks the lock each tick, so a lost connection is noticed."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._conn: sa.Connection | None = None
+        self._engine: sa.Engine | None = None
+        self._file: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this process held the lock at its last check (no database round trip)."""
+        return self._conn is not None or self._file is not None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def held(self) -> bool:
+        with self._lock:
+            return self._held_file() if self.is_sqlite else self._held_pg()
+
+    def _held_pg(self) -> bool:
+        if self._conn is not None:
+            try:
+                self._conn.execute(sa.text("SELECT 1"))
+                return True
+            except Exception:  # noqa: BLE001 - the connection (and with it the lock) is gone
+                log.warning("lost the scheduler leader lock (database connection closed)")
+                self._drop_pg()
+        try:
+            if self._engine is None:
+                self._engine = sa.create_engine(self.database_url, poolclass=NullPool,
+                                                connect_args={"connect_timeout": 5})
+            conn = self._engine.connect()
+            got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}).scalar())
+            conn.commit()  # session-level lock: survives the transaction, lives as long as the connection
+            if not got:
+                conn.close()
+                return False
+            self._conn = conn
+            log.info("this process is now the scheduler leader")
+            return True
+        except Exception as exc:  # noqa: BLE001
+            log.warning("cannot take the scheduler leader lock: %s", str(exc).splitlines()[0])
+            return False
+
+    def _drop_pg(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+    def _held_file(self) -> bool:
+        import fcntl
+
+        if self._file is not None:
+            return True
+        path = Path(sa.make_url(self.database_url).database or "monitor.db").with_suffix(".scheduler.lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")  # noqa: SIM115 - held open for the life of the process
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._file = handle
+        return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._drop_pg()
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+class MonitorScheduler:
+    """APScheduler BackgroundScheduler running evaluation rounds on the leader only."""
+
+    def __init__(self, service: EvaluationService, inbox: S3Inbox) -> None:
+        self.service = service
+        self.settings = service.settings
+        self.config = service.config
+        self.inbox = inbox
+        self.lock = LeaderLock(self.settings.database_url)
+        self.aps: Any = None
+        self._failures: dict[str, int] = {}
+        self._not_before: dict[str, float] = {}
+        self.last_round: dict[str, Any] = {}
+
+    @property
+    def interval(self) -> float:
+        # The environment wins over the YAML file, which wins over the mode default.
+        return float(self.settings.interval_seconds or self.config.interval_seconds or self.settings.interval)
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def _ensure_aps(self) -> Any:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        if self.aps is None:
+            self.aps = BackgroundScheduler(timezone=UTC,
+                                           job_defaults={"coalesce": True, "max_instances": 1})
+        return self.aps
+
+    def start(self) -> None:
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        aps = self._ensure_aps()
+        if aps.running:
+            return
+        if self.config.cron:
+            trigger: Any = CronTrigger.from_crontab(self.config.cron, timezone=UTC)
+            grace = 60
+        else:
+            # Align fire times to multiples of the interval so every process agrees on the slots.
+            first = math.ceil(time.time() / self.interval) * self.interval
+            trigger = IntervalTrigger(seconds=self.interval,
+                                      start_date=datetime.fromtimestamp(first, UTC), timezone=UTC)
+            grace = max(1, int(self.interval))
+        aps.add_job(self.tick, trigger, id="evaluation-round", misfire_grace_time=grace, replace_existing=True)
+        aps.start()
+        log.info("scheduler started (%s)", self.config.cron or f"every {self.interval:g} s")
+
+    def shutdown(self) -> None:
+        if self.aps is not None and self.aps.running:
+            self.aps.shutdown(wait=False)
+        self.aps = None
+        self.lock.release()
+
+    def add_job(self, func: Callable[..., Any], trigger: Any = None, *, args: Any = None,
+                kwargs: Any = None, **options: Any) -> Any:
+        """APScheduler's ``add_job`` for other parts (monitor.alerts' delivery loop), wrapped so the job
+        runs on the scheduler leader only: one process delivers, like one process evaluates."""
+        call_args, call_kwargs = list(args or []), dict(kwargs or {})
+
+        def on_leader() -> None:
+            if self.lock.held():
+                func(*call_args, **call_kwargs)
+
+        on_leader.__name__ = getattr(func, "__name__", "job")
+        return self._ensure_aps().add_job(on_leader, trigger, **options)
+
+    # --- rounds ------------------------------------------------------------------------------------
+    def current_slot(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        if self.config.cron:
+            return int(now // 60)
+        # Ticks fire at slot boundaries plus a small delay: round to the nearest boundary.
+        return int(round(now / self.interval))
+
+    def tick(self) -> None:
+        if not self.lock.held():
+            return
+        self.run_round(self.current_slot())
+
+    def models(self) -> list[str]:
+        names = [m.name for m in self.config.models]
+        if self.config.discover:
+            names += self.service.registry.champions()
+        return sorted(set(names))
+
+    def run_round(self, slot: int) -> list[Outcome]:
+        """Evaluate every monitored model once for this slot; one model's trouble never stops the rest."""
+        started = time.perf_counter()
+        outcomes: list[Outcome] = []
+        try:
+            names = self.models()
+        except TrackingUnavailable as exc:
+            log.warning("cannot list models: %s", exc)
+            self.last_round = {"slot": slot, "error": str(exc)}
+            return outcomes
+        for name in names:
+            if time.monotonic() < self._not_before.get(name, 0.0):
+                continue  # backing off after failures
+            try:
+                for outcome in self._evaluate_model(name, slot):
+                    outcomes.append(outcome)
+                    self._note(name, transient=outcome.transient)
+            except (DatabaseUnavailable, InboxUnavailable) as exc:
+                log.warning("round %s, model %s: %s (will retry)", slot, name, exc)
+                self._note(name, transient=True)
+            except ModelNotFound as exc:
+                log.warning("round %s: model %s is gone from the registry: %s", slot, name, exc)
+            except Exception:  # noqa: BLE001 - one model's bug must not stop the others or the scheduler
+                log.exception("round %s, model %s: unexpected error", slot, name)
+                self._note(name, transient=True)
+        self.last_round = {"slot": slot, "models": len(names), "evaluations": len(outcomes),
+                           "seconds": round(time.perf_counter() - started, 3)}
+        return outcomes
+
+    def _evaluate_model(self, name: str, slot: int) -> list[Outcome]:
+        model_config = self.config.model(name)
+        source = model_config.source or self.settings.default_source
+        if source == "simulated":
+            cycle = model_config.scenarios or self.config.scenarios
+            rows = model_config.rows or self.settings.simulated_rows
+            return [self.service.evaluate(name, slot_batch(slot, cycle, rows))]
+        if source == "s3":
+            inbox = model_config.s3_inbox or self.settings.s3_inbox
+            if not inbox:
+                log.warning("model %s uses the s3 source but has no inbox: set s3_inbox in "
+                            "MONITOR_CONFIG_FILE or MONITOR_S3_INBOX", name)
+                return []
+            if "{model}" in inbox:
+                inbox = inbox.replace("{model}", name)
+            return [self.service.evaluate(name, batch) for batch in self.inbox.pending(name, inbox)]
+        return []  # push: evaluated when batches arrive
+
+    def _note(self, name: str, *, transient: bool) -> None:
+        if not transient:
+            self._failures.pop(name, None)
+            self._not_before.pop(name, None)
+            return
+        failures = self._failures.get(name, 0) + 1
+        self._failures[name] = failures
+        delay = min(self.settings.retry_max_seconds, self.interval * 2 ** (failures - 1))
+        # The next tick comes after one interval anyway: only longer delays need skipping ticks.
+        self._not_before[name] = time.monotonic() + delay - self.interval

@@ -1,0 +1,227 @@
+"""The monitor's settings: one object read from the environment (and an optional YAML file), validated once.
+
+Environment names are the contract with compose and local mode (docs/architecture.md). Secrets are
+``SecretStr`` so they never end up in logs or reprs. ``load_settings`` raises ``ConfigError`` with one
+line naming the variable; the CLI turns that into exit status 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_TOKEN_LENGTH = 16
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "password", "admin", "secret", "token", "default-token"}
+SOURCES = ("simulated", "s3", "push")
+DEFAULT_CYCLE = ("clean", "clean", "data_drift", "data_drift", "clean", "clean",
+                 "concept_drift", "concept_drift")
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message names the variable (or config key) and what to do."""
+
+
+class MonitorSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    mode: Literal["local", "production"] = Field("local", validation_alias="DRIFTLINE_MODE")
+    data_dir: Path = Field(Path(".driftline"), validation_alias="DRIFTLINE_DATA_DIR")
+    database_url_raw: SecretStr | None = Field(None, validation_alias="MONITOR_DATABASE_URL")
+    host: str = Field("127.0.0.1", validation_alias="MONITOR_HOST")
+    port: int = Field(8000, ge=1, le=65535, validation_alias="MONITOR_PORT")
+    workers: int = Field(2, ge=1, le=64, validation_alias="MONITOR_WORKERS")
+    api_token: SecretStr | None = Field(None, validation_alias="MONITOR_API_TOKEN")
+    config_file: Path | None = Field(None, validation_alias="MONITOR_CONFIG_FILE")
+    public_url: str = Field("http://localhost:8000", validation_alias="MONITOR_PUBLIC_URL")
+    mlflow_public_url: str = Field("http://localhost:5000", validation_alias="MLFLOW_PUBLIC_URL")
+    tracking_uri: str = Field("http://127.0.0.1:5000", validation_alias="MLFLOW_TRACKING_URI")
+    tracking_username: str | None = Field(None, validation_alias="MLFLOW_TRACKING_USERNAME")
+    tracking_password: SecretStr | None = Field(None, validation_alias="MLFLOW_TRACKING_PASSWORD")
+    scheduler: bool = Field(True, validation_alias="MONITOR_SCHEDULER")
+    # Unset: 20 s in local mode (the demo shows a whole drift cycle within minutes), 300 s otherwise.
+    interval_seconds: float | None = Field(None, gt=0, le=86400, validation_alias="MONITOR_INTERVAL_SECONDS")
+    source: Literal["simulated", "s3", "push"] | None = Field(None, validation_alias="MONITOR_SOURCE")
+    champion_alias: str = Field("champion", min_length=1, validation_alias="MONITOR_CHAMPION_ALIAS")
+    max_batch_bytes: int = Field(10 * 1024 * 1024, ge=1024, validation_alias="MONITOR_MAX_BATCH_BYTES")
+    # Added by the monitor (not in the original table): retry cap, simulated batch size, default inbox.
+    retry_max_seconds: float = Field(300.0, gt=0, validation_alias="MONITOR_RETRY_MAX_SECONDS")
+    simulated_rows: int = Field(100, ge=1, le=10_000_000, validation_alias="MONITOR_SIMULATED_ROWS")
+    s3_inbox: str | None = Field(None, validation_alias="MONITOR_S3_INBOX")
+    s3_endpoint_url: str | None = Field(None, validation_alias="MLFLOW_S3_ENDPOINT_URL")
+    aws_access_key_id: str | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
+    # For the alerts engineer (monitor/alerts): receivers are secrets, the rest are policy.
+    alert_webhook_url: SecretStr | None = Field(None, validation_alias="ALERT_WEBHOOK_URL")
+    alert_slack_webhook_url: SecretStr | None = Field(None, validation_alias="ALERT_SLACK_WEBHOOK_URL")
+    alertmanager_url: SecretStr | None = Field(None, validation_alias="ALERTMANAGER_URL")
+    alert_repeat_interval_seconds: float = Field(14400.0, gt=0, validation_alias="ALERT_REPEAT_INTERVAL_SECONDS")
+    alert_resolve_after: int = Field(2, ge=1, validation_alias="ALERT_RESOLVE_AFTER")
+    alert_fire_after: int = Field(1, ge=1, validation_alias="ALERT_FIRE_AFTER")
+    alert_failure_threshold: int = Field(3, ge=1, validation_alias="ALERT_FAILURE_THRESHOLD")
+    alert_delivery_interval_seconds: float = Field(5.0, gt=0, validation_alias="ALERT_DELIVERY_INTERVAL_SECONDS")
+
+    @field_validator("database_url_raw", "api_token", "config_file", "tracking_username", "tracking_password",
+                     "source", "s3_inbox", "interval_seconds", "s3_endpoint_url", "aws_access_key_id", "aws_secret_access_key",
+                     "alert_webhook_url", "alert_slack_webhook_url", "alertmanager_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def database_url(self) -> str:
+        if self.database_url_raw is not None:
+            return self.database_url_raw.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'monitor.db').resolve()}"
+
+    @property
+    def interval(self) -> float:
+        return self.interval_seconds or (20.0 if self.mode == "local" else 300.0)
+
+    @property
+    def default_source(self) -> str:
+        # Simulated data is a demo: on by default only in local mode.
+        return self.source or ("simulated" if self.mode == "local" else "push")
+
+    def token(self) -> str | None:
+        return self.api_token.get_secret_value() if self.api_token is not None else None
+
+    def check(self) -> None:
+        """Refuse settings that cannot work, or that are unsafe outside local mode."""
+        if self.mode == "production":
+            token = self.token() or ""
+            if len(token) < MIN_TOKEN_LENGTH or token.lower() in PLACEHOLDER_SECRETS:
+                raise ConfigError(f"MONITOR_API_TOKEN is missing or weak: set a random value of at least "
+                                  f"{MIN_TOKEN_LENGTH} characters (make up writes one to .env)")
+            if self.database_url_raw is None or self.database_url.startswith("sqlite"):
+                raise ConfigError("MONITOR_DATABASE_URL is not a PostgreSQL URL: production mode needs "
+                                  "postgresql+psycopg2://USER:PASS@HOST:5432/monitor (SQLite is local only)")
+        if self.config_file is not None and not self.config_file.is_file():
+            raise ConfigError(f"MONITOR_CONFIG_FILE={self.config_file} does not exist: fix the path or unset it")
+
+
+# --- the optional YAML file -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Per-model overrides from the YAML file; anything unset falls back to the environment."""
+
+    name: str
+    source: str | None = None
+    s3_inbox: str | None = None  # s3://bucket/prefix
+    scenarios: tuple[str, ...] | None = None
+    rows: int | None = None
+    drift: dict[str, Any] = field(default_factory=dict)  # DriftConfig fields (tests, thresholds, alpha…)
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """The YAML file: which models, how often, from where, and which drift tests.
+
+    Example::
+
+        discover: true            # also monitor every model with the champion alias
+        schedule: {interval_seconds: 60}   # or {cron: "*/5 * * * *"}
+        drift: {alpha: 0.05, correction: holm}
+        models:
+          - name: lasso_regression_model
+            source: s3
+            s3_inbox: s3://inbox/lasso/
+            drift: {numeric_tests: [ks], thresholds: {ks: 0.01}}
+    """
+
+    discover: bool = True
+    interval_seconds: float | None = None
+    cron: str | None = None
+    drift: dict[str, Any] = field(default_factory=dict)
+    scenarios: tuple[str, ...] = DEFAULT_CYCLE
+    models: tuple[ModelConfig, ...] = ()
+
+    def model(self, name: str) -> ModelConfig:
+        for model in self.models:
+            if model.name == name:
+                return model
+        return ModelConfig(name=name)
+
+    def drift_settings(self, name: str) -> dict[str, Any]:
+        return {**self.drift, **self.model(name).drift}
+
+
+def drift_config_hash(drift: dict[str, Any]) -> str:
+    """Stable key for a drift configuration (reference profiles are cached per config)."""
+    return hashlib.sha256(json.dumps(drift, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_config_file(path: Path | None) -> MonitorConfig:
+    if path is None:
+        return MonitorConfig()
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"MONITOR_CONFIG_FILE={path} cannot be read as YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"MONITOR_CONFIG_FILE={path} must hold a mapping (discover, schedule, drift, models)")
+    unknown = set(data) - {"discover", "schedule", "drift", "scenarios", "models"}
+    if unknown:
+        raise ConfigError(f"MONITOR_CONFIG_FILE has unknown keys {sorted(unknown)}: "
+                          "allowed are discover, schedule, drift, scenarios, models")
+    schedule = data.get("schedule") or {}
+    models = []
+    for item in data.get("models") or []:
+        if not isinstance(item, dict) or not item.get("name"):
+            raise ConfigError("MONITOR_CONFIG_FILE: every entry under models needs a name")
+        source = item.get("source")
+        if source is not None and source not in SOURCES:
+            raise ConfigError(f"MONITOR_CONFIG_FILE: model {item['name']} has source {source!r}; "
+                              f"use one of {', '.join(SOURCES)}")
+        models.append(ModelConfig(
+            name=str(item["name"]), source=source, s3_inbox=item.get("s3_inbox"),
+            scenarios=tuple(item["scenarios"]) if item.get("scenarios") else None,
+            rows=item.get("rows"), drift=dict(item.get("drift") or {}),
+        ))
+    config = MonitorConfig(
+        discover=bool(data.get("discover", True)),
+        interval_seconds=schedule.get("interval_seconds"), cron=schedule.get("cron"),
+        drift=dict(data.get("drift") or {}),
+        scenarios=tuple(data.get("scenarios") or DEFAULT_CYCLE), models=tuple(models),
+    )
+    _check_drift(config)
+    return config
+
+
+def _check_drift(config: MonitorConfig) -> None:
+    """Build every drift configuration once so a typo in a test name fails at start-up, not at 3 a.m."""
+    try:
+        from monitor.drift import DriftConfig
+    except ImportError:  # drift engine not installed yet: checked at first evaluation instead
+        return
+    for name in [None, *[m.name for m in config.models]]:
+        drift = config.drift if name is None else config.drift_settings(name)
+        try:
+            DriftConfig.from_dict(drift)
+        except (TypeError, ValueError) as exc:
+            where = "drift" if name is None else f"models[{name}].drift"
+            raise ConfigError(f"MONITOR_CONFIG_FILE: {where} is invalid: {exc}") from None
+
+
+def load_settings(environ: dict[str, str] | None = None) -> MonitorSettings:
+    env = dict(os.environ if environ is None else environ)
+    try:
+        # model_validate, not the constructor: only `env` counts, never the process environment behind it.
+        settings = MonitorSettings.model_validate({k: v for k, v in env.items() if k in _ALIASES})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = first["loc"][0] if first["loc"] else "settings"
+        raise ConfigError(f"{name} is invalid: {first['msg']}") from None
+    settings.check()
+    return settings
+
+
+_ALIASES = {str(f.validation_alias) for f in MonitorSettings.model_fields.values()}

@@ -1,0 +1,82 @@
+"""Check a batch against the model version's input signature before anything is scored.
+
+A bad batch becomes a "rejected" evaluation with reasons a sender can act on, never an exception
+from deep inside pandas or the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitor.registry import LoadedModel
+
+NUMERIC_TYPES = {"double", "float", "long", "integer"}
+
+
+@dataclass
+class ValidationResult:
+    frame: pd.DataFrame | None  # features (in signature order) + target, numeric-coerced
+    problems: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
+    expected = [c.name for c in model.inputs]
+    wanted = [*expected, model.target]
+    columns = [str(c) for c in frame.columns]
+    missing = [c for c in wanted if c not in columns]
+    extra = [c for c in columns if c not in wanted]
+    details: dict[str, Any] = {"expected_columns": wanted, "received_columns": columns, "rows": len(frame)}
+    problems: list[str] = []
+    if len(frame) == 0:
+        problems.append("the batch has no rows")
+    if missing:
+        problems.append(f"missing column(s) {missing}: send every model input and the target "
+                        f"'{model.target}'")
+    if extra:
+        problems.append(f"unexpected column(s) {extra}: send only {wanted}")
+    if problems:
+        return ValidationResult(None, problems, {**details, "missing": missing, "unexpected": extra})
+
+    clean = pd.DataFrame(index=frame.index)
+    types = {c.name: c.type for c in model.inputs}
+    types[model.target] = "double"
+    bad_types: dict[str, str] = {}
+    non_finite: dict[str, int] = {}
+    for name in wanted:
+        column = frame[name]
+        kind = types.get(name, "double")
+        if kind in NUMERIC_TYPES:
+            if column.dtype == bool or not (pd.api.types.is_numeric_dtype(column)
+                                            or pd.api.types.is_object_dtype(column)
+                                            or pd.api.types.is_string_dtype(column)):
+                bad_types[name] = f"expected {kind}, got {column.dtype}"
+                continue
+            values = pd.to_numeric(column, errors="coerce")
+            unparsable = int(values.isna().sum() - column.isna().sum())
+            if unparsable > 0:
+                bad_types[name] = f"expected {kind}, {unparsable} value(s) are not numbers"
+                continue
+            array = values.to_numpy(dtype=float)
+            count = int((~np.isfinite(array)).sum())
+            if count:
+                non_finite[name] = count
+            clean[name] = array
+        else:
+            clean[name] = column
+    if bad_types:
+        problems.append(f"wrong type in column(s) {bad_types}")
+    if non_finite:
+        problems.append(f"NaN or infinite values in column(s) {non_finite}: drop or fill those rows")
+    details.update(wrong_types=bad_types, non_finite=non_finite)
+    if problems:
+        return ValidationResult(None, problems, details)
+    return ValidationResult(clean.reset_index(drop=True), [], details)

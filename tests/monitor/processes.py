@@ -1,0 +1,56 @@
+"""Run `python -m monitor serve` as a child process and read its database directly."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tests.services.process import ManagedProcess, free_port, http_ok
+from tests.services.tracking import REPO, clean_env
+
+
+def start_monitor(workdir: Path, name: str, *, db_url: str, tracking_url: str, model: str,
+                  interval: float = 2.0, workers: int = 2, **extra: str) -> tuple[ManagedProcess, str]:
+    """A monitor serving on a free port, scheduler on, watching only ``model`` (simulated source)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / f"{name}.yaml"
+    config.write_text(f"discover: false\nmodels:\n  - name: {model}\n")
+    port = free_port()
+    env = clean_env(
+        DRIFTLINE_MODE="local", DRIFTLINE_DATA_DIR=str(workdir), MONITOR_DATABASE_URL=db_url,
+        MLFLOW_TRACKING_URI=tracking_url, MONITOR_HOST="127.0.0.1", MONITOR_PORT=str(port),
+        MONITOR_WORKERS=str(workers), MONITOR_SCHEDULER="true", MONITOR_INTERVAL_SECONDS=str(interval),
+        MONITOR_SOURCE="simulated", MONITOR_CONFIG_FILE=str(config), MONITOR_API_TOKEN="t" * 24,
+        MONITOR_RETRY_MAX_SECONDS="2", **extra,
+    )
+    proc = ManagedProcess(name, [sys.executable, "-m", "monitor", "serve"], workdir / f"{name}.log",
+                          env=env, cwd=REPO).start()
+    url = f"http://127.0.0.1:{port}"
+    proc.wait_until(lambda: http_ok(f"{url}/healthz"), timeout=60, what="serving /healthz")
+    return proc, url
+
+
+def rows(db_url: str, query: str, **params: object) -> list[sa.Row]:
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(query), params))
+    finally:
+        engine.dispose()
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str, proc: ManagedProcess | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except sa.exc.OperationalError:
+            pass
+        time.sleep(0.5)
+    tail = proc.log_tail(60) if proc else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
