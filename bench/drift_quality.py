@@ -38,7 +38,8 @@ REFERENCE_ROWS = 80
 SIZES = (20, 100, 1000)
 SCENARIOS = ("clean", "data_drift", "concept_drift")
 METHODS = {
-    "driftline (Holm, default)": DriftConfig(),
+    "driftline (Holm by kind, default)": DriftConfig(),
+    "driftline, Holm pooled over all tests": DriftConfig(alpha_split="none"),
     "driftline, Bonferroni": DriftConfig(correction="bonferroni"),
     "driftline, Benjamini-Hochberg": DriftConfig(correction="bh"),
     "driftline, no correction": DriftConfig(correction="none"),
