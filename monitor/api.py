@@ -77,7 +77,8 @@ def list_models() -> Response:
     monitor = _monitor()
     with monitor.sessions() as session:
         latest_ids = sa.select(sa.func.max(Evaluation.id)).group_by(Evaluation.model_name)
-        latest = {e.model_name: e for e in session.scalars(sa.select(Evaluation).where(Evaluation.id.in_(latest_ids)))}
+        query = sa.select(Evaluation).where(Evaluation.id.in_(latest_ids))
+        latest = {e.model_name: e for e in session.scalars(query)}
         counts = dict(session.execute(sa.select(Evaluation.model_name, sa.func.count())
                                       .group_by(Evaluation.model_name)).all())
     registry_error = None
@@ -170,7 +171,8 @@ def evaluate_now(name: str) -> tuple[Response, int]:
     version (else the champion alias)."""
     body = request.get_json(silent=True) or {}
     if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object", {"example": {"scenario": "data_drift", "rows": 100}})
+        raise ApiError(400, "the body must be a JSON object",
+                       {"example": {"scenario": "data_drift", "rows": 100}})
     monitor = _monitor()
     try:
         rows = int(body.get("rows", monitor.settings.simulated_rows))
@@ -180,7 +182,8 @@ def evaluate_now(name: str) -> tuple[Response, int]:
         batch = manual_batch(str(body.get("scenario", "clean")), rows, seed)
     except (TypeError, ValueError) as exc:
         raise ApiError(400, f"invalid request: {exc}",
-                       {"example": {"scenario": "clean|data_drift|concept_drift", "rows": 100, "seed": 7}}) from None
+                       {"example": {"scenario": "clean|data_drift|concept_drift", "rows": 100, "seed": 7}},
+                       ) from None
     version = str(body["version"]) if body.get("version") is not None else None
     return _run(name, batch, version=version)
 

@@ -114,7 +114,8 @@ def _register_error_handlers(app: Flask) -> None:
     def _too_large(_exc: RequestEntityTooLarge) -> tuple[Response, int]:
         limit = app.config["MAX_CONTENT_LENGTH"]
         return jsonify(error=f"batch too large: the limit is {limit} bytes",
-                       detail={"max_bytes": limit, "hint": "split the batch or raise MONITOR_MAX_BATCH_BYTES"}), 413
+                       detail={"max_bytes": limit,
+                               "hint": "split the batch or raise MONITOR_MAX_BATCH_BYTES"}), 413
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response, int]:

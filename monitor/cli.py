@@ -76,8 +76,8 @@ def _evaluate_once(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
     rows = args.rows or settings.simulated_rows
     try:
         if args.scenario or monitor.config.model(args.model).source not in ("s3",):
-            outcomes = [monitor.service.evaluate(args.model, manual_batch(args.scenario or "clean", rows, args.seed),
-                                                 version=args.version)]
+            batch = manual_batch(args.scenario or "clean", rows, args.seed)
+            outcomes = [monitor.service.evaluate(args.model, batch, version=args.version)]
         else:
             outcomes = monitor.scheduler._evaluate_model(args.model, monitor.scheduler.current_slot())
     except (ModelNotFound, DatabaseUnavailable) as exc:

@@ -28,7 +28,8 @@ class DatabaseCollector(Collector):
         self.sessions = sessions
 
     def collect(self) -> Iterator:
-        up = GaugeMetricFamily("driftline_monitor_database_up", "1 when the monitor database answered this scrape")
+        up = GaugeMetricFamily("driftline_monitor_database_up",
+                               "1 when the monitor database answered this scrape")
         try:
             families = list(self._from_db())
         except Exception as exc:  # noqa: BLE001 - a scrape must answer even when the DB is down

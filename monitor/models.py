@@ -79,7 +79,8 @@ class FeatureResult(Base):
     __tablename__ = "feature_results"
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
-    evaluation_id: Mapped[int] = mapped_column(sa.ForeignKey("evaluations.id", ondelete="CASCADE"), index=True)
+    evaluation_id: Mapped[int] = mapped_column(sa.ForeignKey("evaluations.id", ondelete="CASCADE"),
+                                               index=True)
     feature: Mapped[str] = mapped_column(sa.String(255))
     test: Mapped[str] = mapped_column(sa.String(64))
     statistic: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
@@ -115,7 +116,9 @@ class ProcessedObject(Base):
     """An S3 inbox object already evaluated; the unique key makes each file count once across restarts."""
 
     __tablename__ = "processed_objects"
-    __table_args__ = (sa.UniqueConstraint("model_name", "bucket", "key", "etag", name="uq_processed_objects"),)
+    __table_args__ = (
+        sa.UniqueConstraint("model_name", "bucket", "key", "etag", name="uq_processed_objects"),
+    )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     model_name: Mapped[str] = mapped_column(sa.String(255))

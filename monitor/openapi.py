@@ -55,9 +55,10 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "/api/models/{name}/batches": {"post": {
                 "summary": "Push a batch (inputs + target) and evaluate it now", "security": write,
                 "parameters": [name, {"name": "X-Batch-Id", "in": "header", "schema": {"type": "string"},
-                                      "description": "idempotency key; a repeated id returns the first result"}],
+                                      "description": "idempotency key; a repeat returns the first result"}],
                 "requestBody": batch_body,
-                "responses": {"201": _json(EVALUATION, "evaluated"), "200": _json(EVALUATION, "already evaluated"),
+                "responses": {"201": _json(EVALUATION, "evaluated"),
+                              "200": _json(EVALUATION, "already evaluated"),
                               **_errors(400, 401, 404, 413, 415, 422, 503)}}},
             "/api/models/{name}/evaluate": {"post": {
                 "summary": "Evaluate now on a simulated batch", "security": write, "parameters": [name],
@@ -88,7 +89,8 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "drifted_features": {"type": "array", "items": {"type": "string"}},
                     "mse": {"type": "number", "nullable": True}, "mae": {"type": "number", "nullable": True},
                     "mlflow_run_id": {"type": "string", "nullable": True},
-                    "report": {"type": "object"}, "feature_results": {"type": "array", "items": {"type": "object"}}}},
+                    "report": {"type": "object"},
+                    "feature_results": {"type": "array", "items": {"type": "object"}}}},
             },
         },
     }

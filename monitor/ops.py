@@ -31,7 +31,9 @@ def readyz() -> tuple[Response, int]:
         reasons.append(tracking)
     if reasons:
         return jsonify(error="not ready", detail={"reasons": reasons}), 503
-    return jsonify(status="ready", scheduler_leader=monitor.scheduler.lock.is_leader, last_round=monitor.scheduler.last_round), 200
+    scheduler = monitor.scheduler
+    return jsonify(status="ready", scheduler_leader=scheduler.lock.is_leader,
+                   last_round=scheduler.last_round), 200
 
 
 @bp.get("/metrics")

@@ -7,6 +7,7 @@ loaded model is cached per (name, version): a version's artifacts never change, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -15,7 +16,6 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -213,7 +213,8 @@ class Registry:
 
         experiment_id = self._experiment()
         run_tags = {"driftline.model": model, "driftline.model_version": version,
-                    "driftline.batch_id": batch_id, "mlflow.runName": f"{model}-v{version}-{batch_id}", **tags}
+                    "driftline.batch_id": batch_id, "mlflow.runName": f"{model}-v{version}-{batch_id}",
+                    **tags}
         run = self._call("creating a monitoring run", self.client.create_run, experiment_id, tags=run_tags)
         run_id = run.info.run_id
         now = int(time.time() * 1000)
@@ -226,10 +227,8 @@ class Registry:
             self._call("closing the run", self.client.set_terminated, run_id, "FINISHED")
         except Exception:
             # A half-logged run is worse than none: mark it failed so nobody reads it as a result.
-            try:
+            with contextlib.suppress(Exception):  # best effort: the server may be the problem
                 self.client.set_terminated(run_id, "FAILED")
-            except Exception:  # noqa: BLE001 - best effort, the server may be the problem
-                pass
             raise
         return run_id
 

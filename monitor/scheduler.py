@@ -159,7 +159,8 @@ class MonitorScheduler:
             trigger = IntervalTrigger(seconds=self.interval,
                                       start_date=datetime.fromtimestamp(first, UTC), timezone=UTC)
             grace = max(1, int(self.interval))
-        aps.add_job(self.tick, trigger, id="evaluation-round", misfire_grace_time=grace, replace_existing=True)
+        aps.add_job(self.tick, trigger, id="evaluation-round", misfire_grace_time=grace,
+                    replace_existing=True)
         aps.start()
         log.info("scheduler started (%s)", self.config.cron or f"every {self.interval:g} s")
 

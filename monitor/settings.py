@@ -62,14 +62,17 @@ class MonitorSettings(BaseSettings):
     alert_webhook_url: SecretStr | None = Field(None, validation_alias="ALERT_WEBHOOK_URL")
     alert_slack_webhook_url: SecretStr | None = Field(None, validation_alias="ALERT_SLACK_WEBHOOK_URL")
     alertmanager_url: SecretStr | None = Field(None, validation_alias="ALERTMANAGER_URL")
-    alert_repeat_interval_seconds: float = Field(14400.0, gt=0, validation_alias="ALERT_REPEAT_INTERVAL_SECONDS")
+    alert_repeat_interval_seconds: float = Field(14400.0, gt=0,
+                                                 validation_alias="ALERT_REPEAT_INTERVAL_SECONDS")
     alert_resolve_after: int = Field(2, ge=1, validation_alias="ALERT_RESOLVE_AFTER")
     alert_fire_after: int = Field(1, ge=1, validation_alias="ALERT_FIRE_AFTER")
     alert_failure_threshold: int = Field(3, ge=1, validation_alias="ALERT_FAILURE_THRESHOLD")
-    alert_delivery_interval_seconds: float = Field(5.0, gt=0, validation_alias="ALERT_DELIVERY_INTERVAL_SECONDS")
+    alert_delivery_interval_seconds: float = Field(5.0, gt=0,
+                                                   validation_alias="ALERT_DELIVERY_INTERVAL_SECONDS")
 
     @field_validator("database_url_raw", "api_token", "config_file", "tracking_username", "tracking_password",
-                     "source", "s3_inbox", "interval_seconds", "s3_endpoint_url", "aws_access_key_id", "aws_secret_access_key",
+                     "source", "s3_inbox", "interval_seconds", "s3_endpoint_url", "aws_access_key_id",
+                     "aws_secret_access_key",
                      "alert_webhook_url", "alert_slack_webhook_url", "alertmanager_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -104,7 +107,8 @@ class MonitorSettings(BaseSettings):
                 raise ConfigError("MONITOR_DATABASE_URL is not a PostgreSQL URL: production mode needs "
                                   "postgresql+psycopg2://USER:PASS@HOST:5432/monitor (SQLite is local only)")
         if self.config_file is not None and not self.config_file.is_file():
-            raise ConfigError(f"MONITOR_CONFIG_FILE={self.config_file} does not exist: fix the path or unset it")
+            raise ConfigError(f"MONITOR_CONFIG_FILE={self.config_file} does not exist: "
+                              "fix the path or unset it")
 
 
 # --- the optional YAML file -------------------------------------------------------------------------
@@ -167,7 +171,8 @@ def load_config_file(path: Path | None) -> MonitorConfig:
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"MONITOR_CONFIG_FILE={path} cannot be read as YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"MONITOR_CONFIG_FILE={path} must hold a mapping (discover, schedule, drift, models)")
+        raise ConfigError(f"MONITOR_CONFIG_FILE={path} must hold a mapping "
+                          "(discover, schedule, drift, models)")
     unknown = set(data) - {"discover", "schedule", "drift", "scenarios", "models"}
     if unknown:
         raise ConfigError(f"MONITOR_CONFIG_FILE has unknown keys {sorted(unknown)}: "

@@ -89,6 +89,7 @@ def _synthetic_report_row(model: str) -> Any:
 @pytest.fixture(scope="session")
 def dashboard(make_database, tracking_server) -> Iterator[Dashboard]:
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     from monitor.app import create_app
     from monitor.migrate import upgrade
@@ -123,11 +124,24 @@ def dashboard(make_database, tracking_server) -> Iterator[Dashboard]:
 
         drifting, concept, evil = names["drifting"], names["concept"], names["evil"]
         register_model(client, drifting, alias=None)
+        base = client.get_model_version(drifting, "1")
+
+        def add_version(name: str) -> str:
+            """Another version (of this or another model) on the first one's logged model and run: cheap."""
+            try:
+                client.get_registered_model(name)
+            except MlflowException:
+                client.create_registered_model(name)
+            version = client.create_model_version(name, base.source, run_id=base.run_id).version
+            client.set_model_version_tag(name, version, "driftline.target", "y")
+            client.set_model_version_tag(name, version, "driftline.features", "x0,x1")
+            return str(version)
+
         promote(drifting, "1", "first champion")
         run(drifting, "clean", 1)
         run(drifting, "clean", 2)
         run(drifting, "data_drift", 3)
-        register_model(client, drifting, alias=None, seed=43)
+        add_version(drifting)
         promote(drifting, "2", EVIL_REASON)
         run(drifting, "clean", 4)
         run(drifting, "data_drift", 5)
@@ -138,16 +152,16 @@ def dashboard(make_database, tracking_server) -> Iterator[Dashboard]:
             session.add(row)
             session.flush()
             synthetic_id = row.id
-        register_model(client, concept, alias=None)
+        add_version(concept)
         promote(concept, "1", "first champion")
         run(concept, "clean", 6)
-        register_model(client, concept, alias=None, seed=44)
+        add_version(concept)
         promote(concept, "2", "better hold-out mse")
         run(concept, "concept_drift", 7)
         trainer_registry.rollback(client, concept, "oncall@driftline", "concept drift after v2")
         run(concept, "clean", 8)
 
-        register_model(client, evil, alias=None)
+        add_version(evil)
         promote(evil, "1", "<img src=x onerror=alert(2)>")
         run(evil, "clean", 10)
 

@@ -37,7 +37,7 @@ def register_model(client: mlflow.MlflowClient, name: str, *, kind: str = "linea
     train, holdout = reference_split(rows, seed)
     signature = infer_signature(train[FEATURES], train[TARGET].to_numpy())
     mlflow.set_experiment(f"monitor-tests-{name}")
-    with mlflow.start_run() as run:
+    with mlflow.start_run():
         with tempfile.TemporaryDirectory() as tmp:
             for frame, file in ((train, "train.parquet"), (holdout, "holdout.parquet")):
                 path = Path(tmp) / file
@@ -45,7 +45,8 @@ def register_model(client: mlflow.MlflowClient, name: str, *, kind: str = "linea
                 mlflow.log_artifact(str(path), artifact_path="reference")
         if kind == "linear":
             model = LinearRegression().fit(train[FEATURES], train[TARGET])
-            info = mlflow.sklearn.log_model(model, name="model", signature=signature, registered_model_name=name)
+            info = mlflow.sklearn.log_model(model, name="model", signature=signature,
+                                            registered_model_name=name)
         else:
             info = mlflow.pyfunc.log_model(name="model", python_model=ShiftedIdentity(offset),
                                            signature=signature, registered_model_name=name)

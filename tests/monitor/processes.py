@@ -43,7 +43,8 @@ def rows(db_url: str, query: str, **params: object) -> list[sa.Row]:
         engine.dispose()
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str, proc: ManagedProcess | None = None) -> None:
+def wait_for(check: Callable[[], bool], timeout: float, what: str,
+             proc: ManagedProcess | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

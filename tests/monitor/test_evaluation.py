@@ -63,7 +63,8 @@ def test_evaluation_is_logged_as_a_run_in_the_monitoring_experiment(make_app, ch
     assert stored["report"]["concept_drift"] is True
 
 
-def test_moving_the_champion_alias_is_followed_by_the_next_evaluation(make_app, champion, auth, mlflow_client):
+def test_moving_the_champion_alias_is_followed_by_the_next_evaluation(make_app, champion, auth,
+                                                                      mlflow_client):
     client = make_app().test_client()
     first = evaluate(client, champion, auth, "clean")
     assert first["model_version"] == "1"

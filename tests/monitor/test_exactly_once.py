@@ -5,11 +5,13 @@ from __future__ import annotations
 from tests.monitor.processes import rows, start_monitor, wait_for
 
 
-def test_two_monitors_on_one_database_evaluate_every_batch_once(tmp_path, monitor_db, tracking_server, champion):
+def test_two_monitors_on_one_database_evaluate_every_batch_once(tmp_path, monitor_db, tracking_server,
+                                                                champion):
     started = [start_monitor(tmp_path, f"monitor-{i}", db_url=monitor_db, tracking_url=tracking_server.url,
                              model=champion, interval=2.0, workers=2) for i in range(2)]
     try:
-        wait_for(lambda: len(rows(monitor_db, "SELECT DISTINCT batch_id FROM evaluations WHERE status = 'ok'")) >= 5,
+        done = "SELECT DISTINCT batch_id FROM evaluations WHERE status = 'ok'"
+        wait_for(lambda: len(rows(monitor_db, done)) >= 5,
                  timeout=90, what="five evaluated batches", proc=started[0][0])
         per_batch = rows(monitor_db, "SELECT batch_id, count(*) FROM evaluations GROUP BY batch_id")
         assert per_batch and all(count == 1 for _, count in per_batch), per_batch
@@ -17,5 +19,6 @@ def test_two_monitors_on_one_database_evaluate_every_batch_once(tmp_path, monito
     finally:
         for proc, _ in started:
             proc.stop()
-    runs = rows(monitor_db, "SELECT count(*), count(DISTINCT mlflow_run_id) FROM evaluations WHERE status = 'ok'")
+    runs = rows(monitor_db,
+                "SELECT count(*), count(DISTINCT mlflow_run_id) FROM evaluations WHERE status = 'ok'")
     assert runs[0][0] == runs[0][1]  # one MLflow run per evaluation

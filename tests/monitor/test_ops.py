@@ -12,13 +12,15 @@ def test_metrics_parse_and_report_evaluations_and_drift_scores(make_app, champio
     resp = client.post(f"/api/models/{champion}/evaluate", json={"scenario": "data_drift", "seed": 3},
                        headers=auth)
     assert resp.status_code == 201
-    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))}
+    text = client.get("/metrics").get_data(as_text=True)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
     evaluations = {s.labels["status"]: s.value for s in families["driftline_evaluations"].samples
                    if s.labels.get("model") == champion and s.name.endswith("_total")}
     assert evaluations == {"ok": 1.0}
     scores = [s for s in families["driftline_feature_drift_score"].samples if s.labels["model"] == champion]
     assert {s.labels["feature"] for s in scores} == {"x0", "x1"}
-    assert any(s.labels["model"] == champion for s in families["driftline_last_success_timestamp_seconds"].samples)
+    last_success = families["driftline_last_success_timestamp_seconds"].samples
+    assert any(s.labels["model"] == champion for s in last_success)
     assert "driftline_evaluation_duration_seconds" in families
 
 

@@ -42,7 +42,8 @@ def test_push_rejects_bad_batches_with_clear_reasons(make_app, champion, auth):
     empty = client.post(path, data=b"", content_type="application/json", headers=auth)
     assert empty.status_code == 400 and "empty" in empty.get_json()["error"]
 
-    oversized = client.post(path, data=b"x0,x1,y\n" + b"1,2,3\n" * 2000, content_type="text/csv", headers=auth)
+    oversized = client.post(path, data=b"x0,x1,y\n" + b"1,2,3\n" * 2000, content_type="text/csv",
+                            headers=auth)
     assert oversized.status_code == 413 and "4096" in oversized.get_json()["error"]
 
     wrong_type = client.post(path, data=b"<xml/>", content_type="application/xml", headers=auth)

@@ -49,12 +49,14 @@ def test_tracking_then_database_outage_is_recorded_survived_and_recovered(
         # Tracking server down: failures recorded with the reason, alive but not ready.
         tracking.stop()
         wait_for(lambda: rows(monitor_db, "SELECT id FROM evaluations WHERE status = 'failed' "
-                                          "AND error LIKE '%tracking server%'"), 60, "a failed evaluation", proc)
+                                          "AND error LIKE '%tracking server%'"),
+                 60, "a failed evaluation", proc)
         assert _status(f"{url}/healthz") == 200
         assert _status(f"{url}/readyz") == 503
         last = rows(monitor_db, "SELECT max(id) FROM evaluations")[0][0]
         tracking.start()
-        wait_for(lambda: _ok_after(monitor_db, last), 90, "evaluations to resume after tracking returned", proc)
+        wait_for(lambda: _ok_after(monitor_db, last), 90, "evaluations to resume after tracking returned",
+                 proc)
 
         # Database down: nothing can be recorded, the process stays up and unready, then recovers.
         db_name = sa.make_url(monitor_db).database

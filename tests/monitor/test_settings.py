@@ -1,0 +1,40 @@
+"""Settings: defaults for local mode, refusal of weak secrets elsewhere, one clear line and exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from monitor.settings import ConfigError, load_settings
+from tests.services.tracking import REPO, clean_env
+
+
+def test_local_mode_defaults_to_sqlite_under_the_data_dir_and_simulated_source(tmp_path):
+    settings = load_settings({"DRIFTLINE_MODE": "local", "DRIFTLINE_DATA_DIR": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path.resolve() / 'monitor.db'}"
+    assert settings.port == 8000
+    assert (settings.default_source, settings.champion_alias) == ("simulated", "champion")
+    assert settings.max_batch_bytes == 10 * 1024 * 1024
+
+
+def test_production_refuses_a_missing_token_naming_the_variable():
+    with pytest.raises(ConfigError, match="MONITOR_API_TOKEN"):
+        load_settings({"DRIFTLINE_MODE": "production",
+                       "MONITOR_DATABASE_URL": "postgresql+psycopg2://u:p@db/monitor"})
+
+
+def test_secrets_never_appear_in_the_settings_repr():
+    settings = load_settings({"ALERT_SLACK_WEBHOOK_URL": "https://hooks.example/very-secret",
+                              "MONITOR_API_TOKEN": "another-very-secret-token"})
+    assert "very-secret" not in repr(settings)
+    assert settings.alert_failure_threshold == 3 and settings.alert_repeat_interval_seconds == 14400
+
+
+def test_cli_prints_one_line_and_exits_2_on_bad_settings():
+    env = clean_env(DRIFTLINE_MODE="production", MONITOR_PORT="not-a-port")
+    proc = subprocess.run([sys.executable, "-m", "monitor", "migrate"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "MONITOR_PORT" in proc.stderr
