@@ -5,8 +5,8 @@ Pure functions over plain data, no I/O and no clock (``now`` is always passed in
 - ``promotions``: alias-history entries as the trainer writes them to the registered-model tag
   ``driftline.alias_history`` (``{alias, version, at, by, reason}``, ISO timestamps, oldest first);
   only ``alias == "champion"`` entries are champion changes. A rollback is recognised by the
-  ``previous`` entry the trainer writes with it (reason ``"rolled back from champion to vN"``, same
-  ``at``), or passed explicitly as ``rollbacks`` (timestamps of champion moves that were rollbacks).
+  ``previous`` entry the trainer writes right after it (reason ``"rolled back from champion to vN"``),
+  or passed explicitly as ``rollbacks`` (timestamps of champion moves that were rollbacks).
 - ``alerts``: ``{name, model, starts_at, ends_at}`` (``ends_at`` None while still open).
 - ``run_starts``: ``{version: start time of the version's training run}``.
 
@@ -107,18 +107,19 @@ def champion_changes(promotions: Iterable[Mapping[str, Any]],
     """The champion moves in time order, each flagged as a rollback or a forward promotion."""
     entries = [e for e in promotions if isinstance(e, Mapping)]
     rollback_times = {t for t in (parse_time(r) for r in rollbacks) if t is not None}
-    for entry in entries:
-        if entry.get("alias") == PREVIOUS and str(entry.get("reason", "")).startswith(ROLLBACK_MARK):
-            at = parse_time(entry.get("at"))
-            if at is not None:
-                rollback_times.add(at)
+    # The trainer writes a rollback as two adjacent entries: champion -> old version, then previous ->
+    # the version rolled away from (reason "rolled back from champion to vN"); their ``at`` may differ.
+    marked = {i - 1 for i, e in enumerate(entries)
+              if i > 0 and e.get("alias") == PREVIOUS and str(e.get("reason", "")).startswith(ROLLBACK_MARK)
+              and entries[i - 1].get("alias") == CHAMPION}
     changes = []
-    for entry in entries:
+    for i, entry in enumerate(entries):
         at = parse_time(entry.get("at"))
         if entry.get("alias") != CHAMPION or at is None:
             continue
         changes.append(ChampionChange(version=str(entry.get("version")), at=at, by=str(entry.get("by") or ""),
-                                      reason=str(entry.get("reason") or ""), rollback=at in rollback_times))
+                                      reason=str(entry.get("reason") or ""),
+                                      rollback=i in marked or at in rollback_times))
     changes.sort(key=lambda c: c.at)
     return changes
 

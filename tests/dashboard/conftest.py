@@ -132,7 +132,8 @@ def dashboard(make_database, tracking_server) -> Iterator[Dashboard]:
                 client.get_registered_model(name)
             except MlflowException:
                 client.create_registered_model(name)
-            version = client.create_model_version(name, base.source, run_id=base.run_id).version
+            version = client.create_model_version(name, base.source, run_id=base.run_id,
+                                                 model_id=base.source.removeprefix("models:/")).version
             client.set_model_version_tag(name, version, "driftline.target", "y")
             client.set_model_version_tag(name, version, "driftline.features", "x0,x1")
             return str(version)
