@@ -122,6 +122,11 @@ class DatabaseCollector(Collector):
 def make_registry(sessions: sessionmaker) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(sessions))
+    try:
+        from monitor.alerts.metrics import AlertsCollector
+    except ImportError:
+        return registry
+    registry.register(AlertsCollector(sessions))
     return registry
 
 

@@ -10,7 +10,6 @@ rows in the evaluation's transaction), ``delivery`` (the worker that sends the o
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +44,8 @@ def install(app: Any, service: Any, scheduler: Any = None) -> AlertsRuntime:
     """Wire the alerts into a monitor app: listener, blueprint, delivery job, metrics.
 
     ``service`` is the ``EvaluationService`` (``settings``, ``sessions``, ``listeners``). ``scheduler``
-    is the monitor's ``MonitorScheduler`` (job added with ``add_leader_job`` once it has started), a
-    plain APScheduler scheduler (``add_job``), or None (call ``deliver_pending`` yourself).
+    is the monitor's ``MonitorScheduler`` or a plain APScheduler scheduler (both have ``add_job``), or
+    None (call ``deliver_pending`` yourself).
     """
     from monitor.alerts.api import EXTENSION, bp
 
@@ -61,7 +60,6 @@ def install(app: Any, service: Any, scheduler: Any = None) -> AlertsRuntime:
     service.listeners.append(engine)
     app.extensions[EXTENSION] = runtime
     app.register_blueprint(bp)
-    _add_metrics(app, runtime)
     if scheduler is not None:
         _schedule(scheduler, runtime)
     log.info("alerts installed; receivers: %s", ", ".join(r.name for r in config.receivers))
@@ -69,46 +67,7 @@ def install(app: Any, service: Any, scheduler: Any = None) -> AlertsRuntime:
 
 
 def _schedule(scheduler: Any, runtime: AlertsRuntime) -> None:
+    # MonitorScheduler.add_job runs the job on the scheduler leader only: one process delivers.
     seconds = runtime.config.delivery_interval.total_seconds()
-    if hasattr(scheduler, "add_leader_job"):
-        if getattr(scheduler, "aps", None) is not None:
-            scheduler.add_leader_job(runtime.run_cycle, seconds, JOB_ID)
-            return
-        # MonitorScheduler.add_leader_job only works once started: add the job right after start().
-        start = scheduler.start
-
-        @functools.wraps(start)
-        def start_then_add_delivery(*args: Any, **kwargs: Any) -> Any:
-            result = start(*args, **kwargs)
-            scheduler.add_leader_job(runtime.run_cycle, seconds, JOB_ID)
-            return result
-
-        scheduler.start = start_then_add_delivery
-        return
     scheduler.add_job(runtime.run_cycle, "interval", seconds=seconds, id=JOB_ID, replace_existing=True,
                       max_instances=1, coalesce=True)
-
-
-def _add_metrics(app: Any, runtime: AlertsRuntime) -> None:
-    """Append the alerts' families to the monitor's /metrics (unless the monitor renders them itself)."""
-    from flask import Response
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    from monitor.alerts.metrics import AlertsCollector
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(AlertsCollector(runtime.session_factory))
-    app.extensions["driftline_alerts_metrics"] = registry
-    view = app.view_functions.get("ops.metrics")
-    if view is None:
-        return
-
-    @functools.wraps(view)
-    def metrics_with_alerts(*args: Any, **kwargs: Any) -> Any:
-        resp = view(*args, **kwargs)
-        if not isinstance(resp, Response) or b"driftline_alert_deliveries" in resp.get_data():
-            return resp
-        resp.set_data(resp.get_data() + generate_latest(registry))
-        return resp
-
-    app.view_functions["ops.metrics"] = metrics_with_alerts
