@@ -7,7 +7,8 @@ Pure functions over plain data, no I/O and no clock (``now`` is always passed in
   only ``alias == "champion"`` entries are champion changes. A rollback is recognised by the
   ``previous`` entry the trainer writes right after it (reason ``"rolled back from champion to vN"``),
   or passed explicitly as ``rollbacks`` (timestamps of champion moves that were rollbacks).
-- ``alerts``: ``{name, model, starts_at, ends_at}`` (``ends_at`` None while still open).
+- ``alerts``: ``{name, model, starts_at, ends_at}`` (``ends_at`` None while still open), optionally
+  ``version``: an alert that names its model version only counts against a promotion of that version.
 - ``run_starts``: ``{version: start time of the version's training run}``.
 
 The four numbers, per model:
@@ -15,9 +16,9 @@ The four numbers, per model:
 - deployment frequency: champion changes per week over the last ``window_days`` (default 28);
 - lead time: training run start → promotion, for forward promotions (rollbacks are excluded:
   re-promoting an old version says nothing about how fast new work ships);
-- change failure rate: share of forward promotions followed, within ``failure_window`` (7 days) and
-  before the next champion change, by a drift or degradation alert that started after the promotion,
-  or ended by a rollback;
+- change failure rate: share of forward promotions followed, within ``failure_window`` (7 days), by a
+  drift or degradation alert on the promoted version (an alert without a version: one that started
+  before the next champion change), or ended by a rollback within that window;
 - time to restore: alert start → the earlier of its resolution and the first rollback after it
   started; alerts neither resolved nor rolled back are counted as open, not as restored.
 """
@@ -52,6 +53,7 @@ class AlertSpan:
     model: str
     starts_at: datetime
     ends_at: datetime | None
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,16 +77,19 @@ class DeliveryMetrics:
             return None if value is None else value.total_seconds()
 
         return {
-            "champion_changes": self.champion_changes, "window_days": self.window_days,
+            "champion_changes": self.champion_changes,
+            "window_days": self.window_days,
             "changes_in_window": self.changes_in_window,
             "deployment_frequency_per_week": self.deployment_frequency_per_week,
             "lead_time_median_seconds": secs(self.lead_time_median),
             "lead_times_seconds": [secs(v) for v in self.lead_times],
-            "promotions_evaluated": self.promotions_evaluated, "failed_promotions": self.failed_promotions,
+            "promotions_evaluated": self.promotions_evaluated,
+            "failed_promotions": self.failed_promotions,
             "change_failure_rate": self.change_failure_rate,
             "time_to_restore_median_seconds": secs(self.time_to_restore_median),
             "restore_times_seconds": [secs(v) for v in self.restore_times],
-            "open_alerts": self.open_alerts, "rollbacks": self.rollbacks,
+            "open_alerts": self.open_alerts,
+            "rollbacks": self.rollbacks,
         }
 
 
@@ -102,24 +107,36 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def champion_changes(promotions: Iterable[Mapping[str, Any]],
-                     rollbacks: Iterable[Any] = ()) -> list[ChampionChange]:
+def champion_changes(
+    promotions: Iterable[Mapping[str, Any]], rollbacks: Iterable[Any] = ()
+) -> list[ChampionChange]:
     """The champion moves in time order, each flagged as a rollback or a forward promotion."""
     entries = [e for e in promotions if isinstance(e, Mapping)]
     rollback_times = {t for t in (parse_time(r) for r in rollbacks) if t is not None}
     # The trainer writes a rollback as two adjacent entries: champion -> old version, then previous ->
     # the version rolled away from (reason "rolled back from champion to vN"); their ``at`` may differ.
-    marked = {i - 1 for i, e in enumerate(entries)
-              if i > 0 and e.get("alias") == PREVIOUS and str(e.get("reason", "")).startswith(ROLLBACK_MARK)
-              and entries[i - 1].get("alias") == CHAMPION}
+    marked = {
+        i - 1
+        for i, e in enumerate(entries)
+        if i > 0
+        and e.get("alias") == PREVIOUS
+        and str(e.get("reason", "")).startswith(ROLLBACK_MARK)
+        and entries[i - 1].get("alias") == CHAMPION
+    }
     changes = []
     for i, entry in enumerate(entries):
         at = parse_time(entry.get("at"))
         if entry.get("alias") != CHAMPION or at is None:
             continue
-        changes.append(ChampionChange(version=str(entry.get("version")), at=at, by=str(entry.get("by") or ""),
-                                      reason=str(entry.get("reason") or ""),
-                                      rollback=i in marked or at in rollback_times))
+        changes.append(
+            ChampionChange(
+                version=str(entry.get("version")),
+                at=at,
+                by=str(entry.get("by") or ""),
+                reason=str(entry.get("reason") or ""),
+                rollback=i in marked or at in rollback_times,
+            )
+        )
     changes.sort(key=lambda c: c.at)
     return changes
 
@@ -130,13 +147,22 @@ def alert_spans(alerts: Iterable[Mapping[str, Any]], model: str | None = None) -
         start = parse_time(alert.get("starts_at"))
         if start is None or (model is not None and alert.get("model") != model):
             continue
-        spans.append(AlertSpan(str(alert.get("name")), str(alert.get("model")), start,
-                               parse_time(alert.get("ends_at"))))
+        version = alert.get("version")
+        spans.append(
+            AlertSpan(
+                str(alert.get("name")),
+                str(alert.get("model")),
+                start,
+                parse_time(alert.get("ends_at")),
+                None if version is None else str(version),
+            )
+        )
     return sorted(spans, key=lambda a: a.starts_at)
 
 
-def deployment_frequency(changes: list[ChampionChange], now: datetime,
-                         window_days: int = 28) -> tuple[int, float]:
+def deployment_frequency(
+    changes: list[ChampionChange], now: datetime, window_days: int = 28
+) -> tuple[int, float]:
     """(champion changes in the last ``window_days``, changes per week over that window)."""
     since = now - timedelta(days=window_days)
     count = sum(1 for c in changes if since < c.at <= now)
@@ -154,9 +180,12 @@ def lead_times(changes: list[ChampionChange], run_starts: Mapping[str, Any]) -> 
     return out
 
 
-def failed_promotions(changes: list[ChampionChange], alerts: list[AlertSpan],
-                      window: timedelta = FAILURE_WINDOW,
-                      names: frozenset[str] = FAILURE_ALERTS) -> tuple[int, int]:
+def failed_promotions(
+    changes: list[ChampionChange],
+    alerts: list[AlertSpan],
+    window: timedelta = FAILURE_WINDOW,
+    names: frozenset[str] = FAILURE_ALERTS,
+) -> tuple[int, int]:
     """(failed, evaluated) forward promotions: see the module docstring for what counts."""
     failed = evaluated = 0
     for i, change in enumerate(changes):
@@ -165,17 +194,29 @@ def failed_promotions(changes: list[ChampionChange], alerts: list[AlertSpan],
         evaluated += 1
         following = changes[i + 1] if i + 1 < len(changes) else None
         end = change.at + window
-        if following is not None:
-            end = min(end, following.at)
+        # An alert without a version belongs to whichever champion was in place: stop at the next move.
+        # One with a version belongs to that version (alias-history times are whole seconds, so a move
+        # and an alert in the same second cannot be ordered by time alone).
+        unversioned_end = min(end, following.at) if following is not None else end
         rolled_back = following is not None and following.rollback and following.at - change.at <= window
-        alerted = any(a.name in names and change.at <= a.starts_at < end for a in alerts)
+        alerted = any(
+            a.name in names
+            and change.at <= a.starts_at
+            and (
+                a.starts_at < unversioned_end
+                if a.version is None
+                else a.version == change.version and a.starts_at < end
+            )
+            for a in alerts
+        )
         if rolled_back or alerted:
             failed += 1
     return failed, evaluated
 
 
-def restore_times(changes: list[ChampionChange], alerts: list[AlertSpan],
-                  names: frozenset[str] = FAILURE_ALERTS) -> tuple[list[timedelta], int]:
+def restore_times(
+    changes: list[ChampionChange], alerts: list[AlertSpan], names: frozenset[str] = FAILURE_ALERTS
+) -> tuple[list[timedelta], int]:
     """(time to restore per restored alert, number of alerts still open)."""
     rollbacks = [c.at for c in changes if c.rollback]
     restored, still_open = [], 0
@@ -198,11 +239,18 @@ def _median(values: list[timedelta]) -> timedelta | None:
     return timedelta(seconds=statistics.median(v.total_seconds() for v in values))
 
 
-def delivery_metrics(promotions: Iterable[Mapping[str, Any]], alerts: Iterable[Mapping[str, Any]],
-                     *, now: datetime, run_starts: Mapping[str, Any] | None = None,
-                     rollbacks: Iterable[Any] = (), model: str | None = None, window_days: int = 28,
-                     failure_window: timedelta = FAILURE_WINDOW,
-                     failure_alerts: frozenset[str] = FAILURE_ALERTS) -> DeliveryMetrics:
+def delivery_metrics(
+    promotions: Iterable[Mapping[str, Any]],
+    alerts: Iterable[Mapping[str, Any]],
+    *,
+    now: datetime,
+    run_starts: Mapping[str, Any] | None = None,
+    rollbacks: Iterable[Any] = (),
+    model: str | None = None,
+    window_days: int = 28,
+    failure_window: timedelta = FAILURE_WINDOW,
+    failure_alerts: frozenset[str] = FAILURE_ALERTS,
+) -> DeliveryMetrics:
     """All four metrics for one model (``model`` filters ``alerts`` by their ``model`` field)."""
     changes = champion_changes(promotions, rollbacks)
     spans = alert_spans(alerts, model)
@@ -211,11 +259,18 @@ def delivery_metrics(promotions: Iterable[Mapping[str, Any]], alerts: Iterable[M
     failed, evaluated = failed_promotions(changes, spans, failure_window, failure_alerts)
     restores, still_open = restore_times(changes, spans, failure_alerts)
     return DeliveryMetrics(
-        champion_changes=len(changes), window_days=window_days, changes_in_window=in_window,
-        deployment_frequency_per_week=per_week, lead_times=tuple(leads), lead_time_median=_median(leads),
-        promotions_evaluated=evaluated, failed_promotions=failed,
+        champion_changes=len(changes),
+        window_days=window_days,
+        changes_in_window=in_window,
+        deployment_frequency_per_week=per_week,
+        lead_times=tuple(leads),
+        lead_time_median=_median(leads),
+        promotions_evaluated=evaluated,
+        failed_promotions=failed,
         change_failure_rate=(failed / evaluated) if evaluated else None,
-        restore_times=tuple(restores), time_to_restore_median=_median(restores), open_alerts=still_open,
+        restore_times=tuple(restores),
+        time_to_restore_median=_median(restores),
+        open_alerts=still_open,
         rollbacks=sum(1 for c in changes if c.rollback),
     )
 

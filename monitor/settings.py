@@ -30,7 +30,7 @@ class ConfigError(Exception):
 
 
 class MonitorSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     mode: Literal["local", "production"] = Field("local", validation_alias="DRIFTLINE_MODE")
     data_dir: Path = Field(Path(".driftline"), validation_alias="DRIFTLINE_DATA_DIR")
@@ -220,7 +220,9 @@ def load_settings(environ: dict[str, str] | None = None) -> MonitorSettings:
     env = dict(os.environ if environ is None else environ)
     try:
         # model_validate, not the constructor: only `env` counts, never the process environment behind it.
-        settings = MonitorSettings.model_validate({k: v for k, v in env.items() if k in _ALIASES})
+        # An empty variable means unset: compose passes every name, empty when .env leaves it blank.
+        settings = MonitorSettings.model_validate(
+            {k: v for k, v in env.items() if k in _ALIASES and v.strip()})
     except ValidationError as exc:
         first = exc.errors()[0]
         name = first["loc"][0] if first["loc"] else "settings"

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_ADMIN_PASSWORD = 12
@@ -18,7 +18,7 @@ class ConfigError(Exception):
 
 
 class TrackingSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     mode: Literal["local", "production"] = Field("local", validation_alias="DRIFTLINE_MODE")
     data_dir: Path = Field(Path(".driftline"), validation_alias="DRIFTLINE_DATA_DIR")
@@ -37,19 +37,6 @@ class TrackingSettings(BaseSettings):
     secret_key: str | None = Field(None, validation_alias="MLFLOW_FLASK_SERVER_SECRET_KEY")
     auth_db_uri: str | None = Field(None, validation_alias=AliasChoices("TRACKING_AUTH_DB_URI"))
     db_wait_seconds: float = Field(30.0, ge=0, le=600, validation_alias="TRACKING_DB_WAIT_SECONDS")
-
-    @field_validator("backend_uri", "artifacts_destination", "auth_db_uri", "admin_password", "secret_key",
-                     "s3_endpoint_url", "aws_access_key_id", "aws_secret_access_key", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("auth", "port", "workers", "db_wait_seconds", "host", "admin_username", mode="before")
-    @classmethod
-    def _empty_is_default(cls, value: object, info) -> object:  # noqa: ANN001 - pydantic's info type
-        if isinstance(value, str) and not value.strip():
-            return cls.model_fields[info.field_name].default
-        return value
 
     @property
     def backend_store_uri(self) -> str:
@@ -120,7 +107,8 @@ class TrackingSettings(BaseSettings):
 def load_settings(environ: dict[str, str] | None = None) -> TrackingSettings:
     env = dict(os.environ if environ is None else environ)
     try:
-        settings = TrackingSettings(**{k: v for k, v in env.items() if k in _ALIASES})
+        # An empty variable means unset: compose passes every name, empty when .env leaves it blank.
+        settings = TrackingSettings(**{k: v for k, v in env.items() if k in _ALIASES and v.strip()})
     except ValidationError as exc:
         first = exc.errors()[0]
         name = first["loc"][0] if first["loc"] else "settings"

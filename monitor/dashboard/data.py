@@ -23,12 +23,18 @@ from monitor.models import Evaluation, StoredProfile
 HISTORY_TAG = "driftline.alias_history"
 MAX_POINTS = 200
 STATUS_ORDER = ("failing", "degraded", "drifting", "silenced", "healthy", "no data")
-ALERT_STATUS = {"monitor_failure": "failing", "concept_drift": "degraded",
-                "performance_degradation": "degraded", "data_drift": "drifting", "data_quality": "drifting"}
+ALERT_STATUS = {
+    "monitor_failure": "failing",
+    "concept_drift": "degraded",
+    "performance_degradation": "degraded",
+    "data_drift": "drifting",
+    "data_quality": "drifting",
+}
 PERFORMANCE_RATIO = 1.5
 
 
 # --- the registry (MLflow) ----------------------------------------------------------------------------
+
 
 class RegistryView:
     """Reads of the MLflow registry for the pages; version facts cached (a version never changes)."""
@@ -46,8 +52,11 @@ class RegistryView:
         except Exception as exc:  # noqa: BLE001 - any registry failure is shown, not raised
             return {"aliases": {}, "history": [], "error": _short(exc)}
         history = delivery_metrics_history(found.tags or {})
-        return {"aliases": {k: str(v) for k, v in (found.aliases or {}).items()}, "history": history,
-                "error": None}
+        return {
+            "aliases": {k: str(v) for k, v in (found.aliases or {}).items()},
+            "history": history,
+            "error": None,
+        }
 
     def version(self, name: str, version: str) -> dict[str, Any]:
         key = (name, str(version))
@@ -96,6 +105,7 @@ def delivery_metrics_history(tags: dict[str, str]) -> list[dict[str, Any]]:
 
 # --- alerts -------------------------------------------------------------------------------------------
 
+
 def alerts_available() -> bool:
     try:
         import monitor.alerts.models  # noqa: F401
@@ -113,34 +123,51 @@ def alert_rows(session: Any, model: str | None = None, limit: int = 500) -> list
     from monitor.alerts.models import Alert, Delivery, aware
 
     now = utcnow()
-    stmt = sa.select(Alert).where(Alert.state != "inactive").order_by(Alert.updated_at.desc(), Alert.id.desc())
+    stmt = (
+        sa.select(Alert).where(Alert.state != "inactive").order_by(Alert.updated_at.desc(), Alert.id.desc())
+    )
     if model is not None:
         stmt = stmt.where(Alert.model_name == model)
     alerts = session.scalars(stmt.limit(limit)).all()
     silences = active_silences(session, now)
     deliveries: dict[int, dict[str, dict[str, Any]]] = {a.id: {} for a in alerts}
     if alerts:
-        rows = session.scalars(sa.select(Delivery).where(Delivery.alert_id.in_(list(deliveries)))
-                               .order_by(Delivery.id.desc())).all()
+        rows = session.scalars(
+            sa.select(Delivery).where(Delivery.alert_id.in_(list(deliveries))).order_by(Delivery.id.desc())
+        ).all()
         for row in rows:
             per_receiver = deliveries[row.alert_id]
             if row.receiver not in per_receiver:  # newest notification per receiver
                 per_receiver[row.receiver] = {
-                    "receiver": row.receiver, "kind": row.kind, "status": row.status, "attempts": row.attempts,
-                    "last_error": row.last_error, "sent_at": aware(row.sent_at),
-                    "next_attempt_at": aware(row.next_attempt_at) if row.status == "pending" else None}
+                    "receiver": row.receiver,
+                    "kind": row.kind,
+                    "status": row.status,
+                    "attempts": row.attempts,
+                    "last_error": row.last_error,
+                    "sent_at": aware(row.sent_at),
+                    "next_attempt_at": aware(row.next_attempt_at) if row.status == "pending" else None,
+                }
     out = []
     for alert in alerts:
         silenced = silence_rules.silenced_by(silences, alert.labels, now) if alert.state == "firing" else []
-        out.append({
-            "id": alert.id, "fingerprint": alert.fingerprint, "name": alert.alertname, "model": alert.model_name,
-            "version": alert.model_version, "severity": alert.severity,
-            "state": "silenced" if silenced else alert.state, "silenced_by": silenced,
-            "summary": (alert.annotations or {}).get("summary") or "",
-            "starts_at": aware(alert.starts_at), "ends_at": aware(alert.ends_at) if alert.state == "resolved" else None,
-            "evaluation_id": alert.last_evaluation_id, "episodes": alert.episodes,
-            "deliveries": sorted(deliveries[alert.id].values(), key=lambda d: d["receiver"]),
-        })
+        out.append(
+            {
+                "id": alert.id,
+                "fingerprint": alert.fingerprint,
+                "name": alert.alertname,
+                "model": alert.model_name,
+                "version": alert.model_version,
+                "severity": alert.severity,
+                "state": "silenced" if silenced else alert.state,
+                "silenced_by": silenced,
+                "summary": (alert.annotations or {}).get("summary") or "",
+                "starts_at": aware(alert.starts_at),
+                "ends_at": aware(alert.ends_at) if alert.state == "resolved" else None,
+                "evaluation_id": alert.last_evaluation_id,
+                "episodes": alert.episodes,
+                "deliveries": sorted(deliveries[alert.id].values(), key=lambda d: d["receiver"]),
+            }
+        )
     return out
 
 
@@ -155,9 +182,17 @@ def silence_rows(session: Any, limit: int = 100) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         row.starts_at, row.ends_at = aware(row.starts_at), aware(row.ends_at)
-        out.append({"id": row.id, "matchers": row.matchers, "starts_at": row.starts_at, "ends_at": row.ends_at,
-                    "created_by": row.created_by, "comment": row.comment,
-                    "state": silence_rules.status(row, now)})
+        out.append(
+            {
+                "id": row.id,
+                "matchers": row.matchers,
+                "starts_at": row.starts_at,
+                "ends_at": row.ends_at,
+                "created_by": row.created_by,
+                "comment": row.comment,
+                "state": silence_rules.status(row, now),
+            }
+        )
     return out
 
 
@@ -167,6 +202,7 @@ def receivers(app_extensions: dict[str, Any]) -> list[str]:
 
 
 # --- status -------------------------------------------------------------------------------------------
+
 
 def model_status(latest: Evaluation | None, alerts: list[dict[str, Any]]) -> str:
     """healthy | drifting | degraded | failing | silenced | no data — firing alerts first, then the
@@ -184,8 +220,11 @@ def evaluation_status(ev: Evaluation | None) -> str:
         return "no data"
     if ev.status != "ok":
         return "failing"
-    if ev.concept_drift or _ratio(ev.mse, ev.baseline_mse) >= PERFORMANCE_RATIO \
-            or _ratio(ev.mae, ev.baseline_mae) >= PERFORMANCE_RATIO:
+    if (
+        ev.concept_drift
+        or _ratio(ev.mse, ev.baseline_mse) >= PERFORMANCE_RATIO
+        or _ratio(ev.mae, ev.baseline_mae) >= PERFORMANCE_RATIO
+    ):
         return "degraded"
     if ev.data_drift or ev.prediction_drift:
         return "drifting"
@@ -200,6 +239,7 @@ def _ratio(value: float | None, baseline: float | None) -> float:
 
 # --- models -------------------------------------------------------------------------------------------
 
+
 def model_names(session: Any, registry: Any) -> tuple[list[str], str | None]:
     names = set(session.scalars(sa.select(Evaluation.model_name).distinct()).all())
     error = None
@@ -212,26 +252,47 @@ def model_names(session: Any, registry: Any) -> tuple[list[str], str | None]:
 
 def latest_evaluations(session: Any) -> dict[str, Evaluation]:
     latest_ids = sa.select(sa.func.max(Evaluation.id)).group_by(Evaluation.model_name)
-    return {e.model_name: e for e in session.scalars(sa.select(Evaluation).where(Evaluation.id.in_(latest_ids)))}
+    return {
+        e.model_name: e for e in session.scalars(sa.select(Evaluation).where(Evaluation.id.in_(latest_ids)))
+    }
 
 
-def metrics_for(name: str, history: list[dict[str, Any]], alerts: list[dict[str, Any]],
-                registry_view: RegistryView, now: datetime) -> dict[str, Any]:
+def metrics_for(
+    name: str,
+    history: list[dict[str, Any]],
+    alerts: list[dict[str, Any]],
+    registry_view: RegistryView,
+    now: datetime,
+) -> dict[str, Any]:
     """Delivery metrics of one model, with run start times for its promoted versions."""
     promoted = {str(e.get("version")) for e in history if e.get("alias") == delivery_metrics.CHAMPION}
     run_starts = {v: registry_view.version(name, v).get("run_start") for v in promoted}
-    spans = [{"name": a["name"], "model": a["model"], "starts_at": a["starts_at"], "ends_at": a["ends_at"]}
-             for a in alerts]
+    spans = [
+        {
+            "name": a["name"],
+            "model": a["model"],
+            "version": a["version"],
+            "starts_at": a["starts_at"],
+            "ends_at": a["ends_at"],
+        }
+        for a in alerts
+    ]
     result = delivery_metrics.delivery_metrics(history, spans, now=now, run_starts=run_starts, model=name)
-    return {"raw": result,
-            "deploys_per_week": f"{result.deployment_frequency_per_week:.2f}",
-            "changes_in_window": result.changes_in_window, "window_days": result.window_days,
-            "lead_time": delivery_metrics.humanize(result.lead_time_median),
-            "change_failure_rate": "—" if result.change_failure_rate is None
-            else f"{result.change_failure_rate:.0%}",
-            "failed_promotions": result.failed_promotions, "promotions_evaluated": result.promotions_evaluated,
-            "time_to_restore": delivery_metrics.humanize(result.time_to_restore_median),
-            "open_alerts": result.open_alerts, "rollbacks": result.rollbacks}
+    return {
+        "raw": result,
+        "deploys_per_week": f"{result.deployment_frequency_per_week:.2f}",
+        "changes_in_window": result.changes_in_window,
+        "window_days": result.window_days,
+        "lead_time": delivery_metrics.humanize(result.lead_time_median),
+        "change_failure_rate": "—"
+        if result.change_failure_rate is None
+        else f"{result.change_failure_rate:.0%}",
+        "failed_promotions": result.failed_promotions,
+        "promotions_evaluated": result.promotions_evaluated,
+        "time_to_restore": delivery_metrics.humanize(result.time_to_restore_median),
+        "open_alerts": result.open_alerts,
+        "rollbacks": result.rollbacks,
+    }
 
 
 def overview(session: Any, monitor: Any, registry_view: RegistryView) -> dict[str, Any]:
@@ -247,36 +308,53 @@ def overview(session: Any, monitor: Any, registry_view: RegistryView) -> dict[st
         last = latest.get(name)
         champion = reg["aliases"].get(champion_alias) or (last.model_version if last is not None else None)
         version_info = registry_view.version(name, champion) if champion else {}
-        models.append({
-            "name": name, "status": model_status(last, alerts), "champion": champion,
-            "champion_url": registry_view.version_url(name, champion) if champion else None,
-            "run_url": registry_view.run_url(version_info.get("run_id"), version_info.get("experiment_id")),
-            "latest": last, "registry_error": reg["error"],
-            "open_alerts": [a for a in alerts if a["state"] in ("firing", "silenced")],
-            "metrics": metrics_for(name, reg["history"], alerts, registry_view, now),
-        })
+        models.append(
+            {
+                "name": name,
+                "status": model_status(last, alerts),
+                "champion": champion,
+                "champion_url": registry_view.version_url(name, champion) if champion else None,
+                "run_url": registry_view.run_url(
+                    version_info.get("run_id"), version_info.get("experiment_id")
+                ),
+                "latest": last,
+                "registry_error": reg["error"],
+                "open_alerts": [a for a in alerts if a["state"] in ("firing", "silenced")],
+                "metrics": metrics_for(name, reg["history"], alerts, registry_view, now),
+            }
+        )
     models.sort(key=lambda m: (STATUS_ORDER.index(m["status"]), m["name"]))
     counts = {s: sum(1 for m in models if m["status"] == s) for s in STATUS_ORDER}
     return {"models": models, "counts": counts, "registry_error": registry_error, "now": now}
 
 
 def model_page(session: Any, monitor: Any, registry_view: RegistryView, name: str) -> dict[str, Any] | None:
-    rows = session.scalars(sa.select(Evaluation).options(selectinload(Evaluation.features))
-                           .where(Evaluation.model_name == name)
-                           .order_by(Evaluation.id.desc()).limit(MAX_POINTS)).all()
+    rows = session.scalars(
+        sa.select(Evaluation)
+        .options(selectinload(Evaluation.features))
+        .where(Evaluation.model_name == name)
+        .order_by(Evaluation.id.desc())
+        .limit(MAX_POINTS)
+    ).all()
     rows = list(reversed(rows))
     reg = registry_view.model(name)
     if not rows and reg["error"] is not None:
         return None
     alerts = alert_rows(session, model=name)
     now = utcnow()
-    champion = reg["aliases"].get(monitor.settings.champion_alias) or (rows[-1].model_version if rows else None)
+    champion = reg["aliases"].get(monitor.settings.champion_alias) or (
+        rows[-1].model_version if rows else None
+    )
     version_info = registry_view.version(name, champion) if champion else {}
     history = [dict(e, url=registry_view.version_url(name, str(e.get("version")))) for e in reg["history"]]
     return {
-        "name": name, "evaluations": rows[::-1], "alerts": alerts,
+        "name": name,
+        "evaluations": rows[::-1],
+        "alerts": alerts,
         "status": model_status(rows[-1] if rows else None, alerts),
-        "champion": champion, "aliases": reg["aliases"], "registry_error": reg["error"],
+        "champion": champion,
+        "aliases": reg["aliases"],
+        "registry_error": reg["error"],
         "champion_url": registry_view.version_url(name, champion) if champion else None,
         "run_url": registry_view.run_url(version_info.get("run_id"), version_info.get("experiment_id")),
         "history": history[::-1],
@@ -285,7 +363,9 @@ def model_page(session: Any, monitor: Any, registry_view: RegistryView, name: st
     }
 
 
-def model_charts(rows: list[Evaluation], history: list[dict[str, Any]], champion_alias: str) -> dict[str, Any]:
+def model_charts(
+    rows: list[Evaluation], history: list[dict[str, Any]], champion_alias: str
+) -> dict[str, Any]:
     """Chart.js-ready series over the model's ok evaluations (oldest first) and alias markers."""
     ok = [r for r in rows if r.status == "ok"]
     labels = [_label(r.finished_at) for r in ok]
@@ -309,14 +389,28 @@ def model_charts(rows: list[Evaluation], history: list[dict[str, Any]], champion
             primary = _primary(results, r.report or {}, feature)
             points.append(primary.statistic if primary is not None else None)
         scores.append({"label": f"{feature} ({_test_name(ok, feature)})", "data": points})
-    share = [{"label": "drifted features", "data": [
-        (len(r.drifted_features or []) / len({f.feature for f in r.features})) if r.features else None
-        for r in ok]}]
-    return {"labels": labels, "ids": ids, "errors": errors, "scores": scores, "share": share,
-            "markers": alias_markers(ok, history, champion_alias)}
+    share = [
+        {
+            "label": "drifted features",
+            "data": [
+                (len(r.drifted_features or []) / len({f.feature for f in r.features})) if r.features else None
+                for r in ok
+            ],
+        }
+    ]
+    return {
+        "labels": labels,
+        "ids": ids,
+        "errors": errors,
+        "scores": scores,
+        "share": share,
+        "markers": alias_markers(ok, history, champion_alias),
+    }
 
 
-def alias_markers(ok: list[Evaluation], history: list[dict[str, Any]], champion_alias: str) -> list[dict[str, Any]]:
+def alias_markers(
+    ok: list[Evaluation], history: list[dict[str, Any]], champion_alias: str
+) -> list[dict[str, Any]]:
     """Where the champion moved, as chart x positions: the first evaluation after the move that used the
     new version (else the first evaluation after the move by time). Moves after the last point are kept
     at the end so they stay visible."""
@@ -331,14 +425,21 @@ def alias_markers(ok: list[Evaluation], history: list[dict[str, Any]], champion_
         after = [i for i, r in enumerate(ok) if _aware(r.finished_at) >= at]
         same = [i for i in after if ok[i].model_version == version]
         index = same[0] if same else (after[0] if after else len(ok) - 1)
-        markers.append({"index": index, "label": f"v{version}", "version": version, "at": entry.get("at"),
-                        "reason": str(entry.get("reason") or "")})
+        markers.append(
+            {
+                "index": index,
+                "label": f"v{version}",
+                "version": version,
+                "at": entry.get("at"),
+                "reason": str(entry.get("reason") or ""),
+            }
+        )
     return markers
 
 
 def _primary(results: list[Any], report: dict[str, Any], feature: str) -> Any:
     """The test that decides for this feature (the report's ``decides``), else the first with a score."""
-    deciding = ((report.get("features") or {}).get(feature) or {})
+    deciding = (report.get("features") or {}).get(feature) or {}
     for r in results:
         if (deciding.get(r.test) or {}).get("decides") and r.statistic is not None:
             return r
@@ -354,6 +455,7 @@ def _test_name(ok: list[Evaluation], feature: str) -> str:
 
 
 # --- one evaluation -----------------------------------------------------------------------------------
+
 
 def evaluation_page(session: Any, evaluation_id: int) -> dict[str, Any] | None:
     ev = session.get(Evaluation, evaluation_id, options=[selectinload(Evaluation.features)])
@@ -371,19 +473,33 @@ def evaluation_page(session: Any, evaluation_id: int) -> dict[str, Any] | None:
     for name in feature_names:
         tests = report.get("features", {}).get(name) or {}
         rows = [f for f in ev.features if f.feature == name]
-        features.append({"name": name, "drifted": name in (ev.drifted_features or []),
-                         "tests": [_test_row(t, tests.get(t.test) or {}) for t in rows] or
-                         [_test_row(None, v) for v in tests.values()],
-                         "quality": ((report.get("quality") or {}).get("columns") or {}).get(name)})
+        features.append(
+            {
+                "name": name,
+                "drifted": name in (ev.drifted_features or []),
+                "tests": [_test_row(t, tests.get(t.test) or {}) for t in rows]
+                or [_test_row(None, v) for v in tests.values()],
+                "quality": ((report.get("quality") or {}).get("columns") or {}).get(name),
+            }
+        )
         charts[name] = distribution_chart(distributions.get(name), _profile_part(profile, name))
     residuals = distribution_chart(distributions.get("residuals"), _profile_part(profile, "residuals"))
     concept = [_test_row(None, v) for v in (report.get("concept") or {}).values()]
     prediction = [_test_row(None, v) for v in (report.get("prediction") or {}).values()]
-    return {"evaluation": ev, "report": report, "features": features, "charts": charts,
-            "residuals": residuals, "concept": concept, "prediction": prediction,
-            "performance": report.get("performance") or {}, "quality": report.get("quality") or {},
-            "verdicts": report.get("verdicts") or {}, "status": evaluation_status(ev),
-            "current_stored": bool(distributions)}
+    return {
+        "evaluation": ev,
+        "report": report,
+        "features": features,
+        "charts": charts,
+        "residuals": residuals,
+        "concept": concept,
+        "prediction": prediction,
+        "performance": report.get("performance") or {},
+        "quality": report.get("quality") or {},
+        "verdicts": report.get("verdicts") or {},
+        "status": evaluation_status(ev),
+        "current_stored": bool(distributions),
+    }
 
 
 def _test_row(stored: Any, reported: dict[str, Any]) -> dict[str, Any]:
@@ -391,18 +507,28 @@ def _test_row(stored: Any, reported: dict[str, Any]) -> dict[str, Any]:
         value = getattr(stored, attr, None) if stored is not None else None
         return value if value is not None else reported.get(attr)
 
-    return {"test": pick("test"), "target": reported.get("target"), "statistic": pick("statistic"),
-            "p_value": pick("p_value"), "adjusted_p_value": pick("adjusted_p_value"),
-            "threshold": pick("threshold"), "drift": reported.get("drift"),
-            "adjusted_drift": reported.get("adjusted_drift", getattr(stored, "drift", None)),
-            "decides": reported.get("decides", True), "note": reported.get("note")}
+    return {
+        "test": pick("test"),
+        "target": reported.get("target"),
+        "statistic": pick("statistic"),
+        "p_value": pick("p_value"),
+        "adjusted_p_value": pick("adjusted_p_value"),
+        "threshold": pick("threshold"),
+        "drift": reported.get("drift"),
+        "adjusted_drift": reported.get("adjusted_drift", getattr(stored, "drift", None)),
+        "decides": reported.get("decides", True),
+        "note": reported.get("note"),
+    }
 
 
 def reference_profile(session: Any, model: str, version: str) -> Any:
     """The newest stored reference profile of this model version, or None."""
-    blob = session.scalar(sa.select(StoredProfile.profile).where(
-        StoredProfile.model_name == model, StoredProfile.model_version == version)
-        .order_by(StoredProfile.id.desc()).limit(1))
+    blob = session.scalar(
+        sa.select(StoredProfile.profile)
+        .where(StoredProfile.model_name == model, StoredProfile.model_version == version)
+        .order_by(StoredProfile.id.desc())
+        .limit(1)
+    )
     if blob is None:
         return None
     try:
@@ -437,8 +563,11 @@ def distribution_chart(stored: dict[str, Any] | None, part: Any, bins: int = 12)
         return {"labels": _bin_labels(edges), "datasets": series, "source": "report"}
     if part is None or getattr(part, "kind", None) != "numeric" or part.n_finite == 0:
         if part is not None and getattr(part, "kind", None) == "categorical":
-            return {"labels": list(part.categories), "datasets": [
-                {"label": "reference", "data": _shares(part.counts.tolist())}], "source": "profile"}
+            return {
+                "labels": list(part.categories),
+                "datasets": [{"label": "reference", "data": _shares(part.counts.tolist())}],
+                "source": "profile",
+            }
         return None
     values = part.sorted_values
     low, high = float(values[0]), float(values[-1])
@@ -448,8 +577,11 @@ def distribution_chart(stored: dict[str, Any] | None, part: Any, bins: int = 12)
         high = low + 1.0
     edges = np.linspace(low, high, bins + 1)
     counts, _ = np.histogram(values, bins=edges)
-    return {"labels": _bin_labels(edges.tolist()), "datasets": [
-        {"label": "reference", "data": _shares(counts.tolist())}], "source": "profile"}
+    return {
+        "labels": _bin_labels(edges.tolist()),
+        "datasets": [{"label": "reference", "data": _shares(counts.tolist())}],
+        "source": "profile",
+    }
 
 
 def _shares(counts: list[Any]) -> list[float]:

@@ -14,8 +14,13 @@ HERE = Path(__file__).resolve().parent
 VENDOR = HERE.parent / "static" / "vendor"
 EXTENSION = "driftline_dashboard"
 
-bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
-               static_url_path="/dashboard/static")
+bp = Blueprint(
+    "dashboard",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/dashboard/static",
+)
 
 
 def _monitor() -> Any:
@@ -72,10 +77,15 @@ def alerts() -> str:
         rows = data.alert_rows(session)
         silences = data.silence_rows(session)
         return render_template(
-            "dashboard/alerts.html", firing=[a for a in rows if a["state"] in ("firing", "silenced", "pending")],
-            resolved=[a for a in rows if a["state"] == "resolved"], silences=silences,
-            receivers=data.receivers(current_app.extensions), alerts_installed=data.alerts_available(),
-            models=sorted({a["model"] for a in rows}), silences_url=_silences_url())
+            "dashboard/alerts.html",
+            firing=[a for a in rows if a["state"] in ("firing", "silenced", "pending")],
+            resolved=[a for a in rows if a["state"] == "resolved"],
+            silences=silences,
+            receivers=data.receivers(current_app.extensions),
+            alerts_installed=data.alerts_available(),
+            models=sorted({a["model"] for a in rows}),
+            silences_url=_silences_url(),
+        )
 
 
 def _silences_url() -> str:

@@ -28,8 +28,15 @@ from tests.services.seaweedfs import CHECKSUM_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 EVIL_REASON = "<script>document.title='pwned'</script>promoted"
 
 
@@ -49,9 +56,11 @@ class Dashboard:
 
 
 def _evaluate(client: Any, name: str, scenario: str, seed: int) -> dict[str, Any]:
-    resp = client.post(f"/api/models/{quote(name, safe='')}/evaluate",
-                       json={"scenario": scenario, "rows": 100, "seed": seed},
-                       headers={"Authorization": f"Bearer {API_TOKEN}"})
+    resp = client.post(
+        f"/api/models/{quote(name, safe='')}/evaluate",
+        json={"scenario": scenario, "rows": 100, "seed": seed},
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+    )
     assert resp.status_code == 201, resp.get_json()
     return resp.get_json()
 
@@ -68,22 +77,44 @@ def _synthetic_report_row(model: str) -> Any:
     ref = make_batch("clean", ScenarioParams(rows=100, seed=42))
     cur = make_batch("data_drift", ScenarioParams(rows=100, seed=9))
     ref_pred, cur_pred = ref["x0"].to_numpy(), cur["x0"].to_numpy()
-    detector = DriftDetector(DriftConfig()).fit(ref[["x0", "x1"]], predictions=ref_pred, labels=ref["y"].to_numpy())
+    detector = DriftDetector(DriftConfig()).fit(
+        ref[["x0", "x1"]], predictions=ref_pred, labels=ref["y"].to_numpy()
+    )
     report = detector.score(cur[["x0", "x1"]], predictions=cur_pred, labels=cur["y"].to_numpy()).to_dict()
     distributions = {}
-    for column, (r, c) in {"x0": (ref["x0"], cur["x0"]), "x1": (ref["x1"], cur["x1"]),
-                           "residuals": (ref["y"] - ref_pred, cur["y"] - cur_pred)}.items():
+    for column, (r, c) in {
+        "x0": (ref["x0"], cur["x0"]),
+        "x1": (ref["x1"], cur["x1"]),
+        "residuals": (ref["y"] - ref_pred, cur["y"] - cur_pred),
+    }.items():
         edges = np.quantile(r, np.linspace(0, 1, 11))
         edges[0], edges[-1] = min(edges[0], c.min()), max(edges[-1], c.max())
-        distributions[column] = {"edges": edges.tolist(), "reference_counts": np.histogram(r, edges)[0].tolist(),
-                                 "current_counts": np.histogram(c, edges)[0].tolist()}
+        distributions[column] = {
+            "edges": edges.tolist(),
+            "reference_counts": np.histogram(r, edges)[0].tolist(),
+            "current_counts": np.histogram(c, edges)[0].tolist(),
+        }
     report["distributions"] = distributions
     perf = report["performance"]
-    return Evaluation(model_name=model, model_version="1", alias="champion", batch_id=f"synthetic-{uuid.uuid4().hex}",
-                      source="manual", scenario="synthetic", status="ok", data_drift=report["data_drift"],
-                      concept_drift=report["concept_drift"], prediction_drift=report["prediction_drift"],
-                      drifted_features=report["drifted_features"], n_rows=100, mse=perf["mse"], mae=perf["mae"],
-                      baseline_mse=perf["baseline_mse"], baseline_mae=perf["baseline_mae"], report=report)
+    return Evaluation(
+        model_name=model,
+        model_version="1",
+        alias="champion",
+        batch_id=f"synthetic-{uuid.uuid4().hex}",
+        source="manual",
+        scenario="synthetic",
+        status="ok",
+        data_drift=report["data_drift"],
+        concept_drift=report["concept_drift"],
+        prediction_drift=report["prediction_drift"],
+        drifted_features=report["drifted_features"],
+        n_rows=100,
+        mse=perf["mse"],
+        mae=perf["mae"],
+        baseline_mse=perf["baseline_mse"],
+        baseline_mae=perf["baseline_mae"],
+        report=report,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -100,8 +131,11 @@ def dashboard(make_database, tracking_server) -> Iterator[Dashboard]:
     db_url = make_database("dashboard")
     upgrade(db_url)
     tag = uuid.uuid4().hex[:6]
-    names = {"drifting": f"fraud-score-{tag}", "concept": f"demand-forecast-{tag}",
-             "evil": f"<b onmouseover=alert(1)>evil<i>-model-{tag}"}
+    names = {
+        "drifting": f"fraud-score-{tag}",
+        "concept": f"demand-forecast-{tag}",
+        "evil": f"<b onmouseover=alert(1)>evil<i>-model-{tag}",
+    }
     with pytest.MonkeyPatch.context() as mp:
         for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
             mp.delenv(var, raising=False)
@@ -110,9 +144,15 @@ def dashboard(make_database, tracking_server) -> Iterator[Dashboard]:
         mp.setenv("MLFLOW_TRACKING_URI", tracking_server.url)
         mlflow.set_tracking_uri(tracking_server.url)
         client = mlflow.MlflowClient(tracking_uri=tracking_server.url)
-        app = create_app(settings_for(db_url, tracking_server.url, MLFLOW_PUBLIC_URL="http://mlflow.test",
-                                      MONITOR_PUBLIC_URL="http://monitor.test",
-                                      ALERT_WEBHOOK_URL=f"{receiver.url}/webhook"))
+        app = create_app(
+            settings_for(
+                db_url,
+                tracking_server.url,
+                MLFLOW_PUBLIC_URL="http://mlflow.test",
+                MONITOR_PUBLIC_URL="http://monitor.test",
+                ALERT_WEBHOOK_URL=f"{receiver.url}/webhook",
+            )
+        )
         http = app.test_client()
         evaluations: dict[str, list[dict[str, Any]]] = {n: [] for n in names.values()}
 
@@ -132,8 +172,9 @@ def dashboard(make_database, tracking_server) -> Iterator[Dashboard]:
                 client.get_registered_model(name)
             except MlflowException:
                 client.create_registered_model(name)
-            version = client.create_model_version(name, base.source, run_id=base.run_id,
-                                                 model_id=base.source.removeprefix("models:/")).version
+            version = client.create_model_version(
+                name, base.source, run_id=base.run_id, model_id=base.source.removeprefix("models:/")
+            ).version
             client.set_model_version_tag(name, version, "driftline.target", "y")
             client.set_model_version_tag(name, version, "driftline.features", "x0,x1")
             return str(version)
@@ -172,9 +213,16 @@ def dashboard(make_database, tracking_server) -> Iterator[Dashboard]:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
-            yield Dashboard(url=f"http://127.0.0.1:{server.server_port}", app=app, token=API_TOKEN,
-                            drifting=drifting, concept=concept, evil=evil, evaluations=evaluations,
-                            synthetic_id=synthetic_id)
+            yield Dashboard(
+                url=f"http://127.0.0.1:{server.server_port}",
+                app=app,
+                token=API_TOKEN,
+                drifting=drifting,
+                concept=concept,
+                evil=evil,
+                evaluations=evaluations,
+                synthetic_id=synthetic_id,
+            )
         finally:
             server.shutdown()
             thread.join(timeout=5)
@@ -199,7 +247,9 @@ class ConsoleLog:
         self.errors: list[str] = []
 
     def attach(self, page: Any) -> None:
-        page.on("console", lambda msg: self.errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+        page.on(
+            "console", lambda msg: self.errors.append(f"console: {msg.text}") if msg.type == "error" else None
+        )
         page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
 
 

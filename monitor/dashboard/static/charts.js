@@ -46,7 +46,7 @@
         label: d.label, data: d.data, borderColor: color,
         backgroundColor: kind === "bar" ? color + "88" : color,
         borderDash: d.dashed ? [6, 4] : undefined, borderWidth: kind === "bar" ? 1 : 2,
-        pointRadius: kind === "line" ? 3 : undefined, spanGaps: true, tension: 0.15,
+        pointRadius: kind === "line" ? 3 : undefined, spanGaps: true, tension: 0,
         grouped: true
       };
     });
