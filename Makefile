@@ -48,3 +48,5 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@$(PY) bench/drift_speed.py
 	@$(PY) bench/drift_quality.py
+	@$(PY) bench/monitor_round.py
+	@$(PY) bench/alert_latency.py

@@ -5,7 +5,8 @@ registers N small models with reference data, then times rounds with
   cold      - fresh process state and no stored profiles (download models, build profiles),
   restart   - fresh process state, profiles already in the database (what a restart sees),
   warm      - same process again (model and profile caches hot),
-and prints time and Python peak memory (tracemalloc) per round.
+and prints time and Python peak memory (tracemalloc) per round; figures are also written to
+bench/results/monitor_round.json.
 
     .venv/bin/python bench/monitor_round.py [--models 20] [--rows 10000]
 """
@@ -13,6 +14,7 @@ and prints time and Python peak memory (tracemalloc) per round.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import sys
 import tempfile
@@ -22,6 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+RESULTS = REPO / "bench" / "results" / "monitor_round.json"
 
 
 def main() -> int:
@@ -94,7 +97,17 @@ def main() -> int:
         for label, count, seconds, peak, statuses in results:
             per_model = seconds / max(count, 1)
             print(f"{label:<10}{count:>6}{seconds:>10.2f}{per_model:>10.3f}{peak:>10.1f}  {statuses}")
-        print(f"process max RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+        max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"process max RSS: {max_rss:.0f} MiB")
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps({
+            "models": args.models, "rows": args.rows,
+            "rounds": [{"round": label, "evaluations": count, "seconds": round(seconds, 2),
+                        "seconds_per_model": round(seconds / max(count, 1), 3),
+                        "peak_python_heap_mib": round(peak, 1), "statuses": statuses}
+                       for label, count, seconds, peak, statuses in results],
+            "max_rss_mib": round(max_rss),
+        }, indent=2) + "\n")
     finally:
         tracking.stop()
         s3.stop()

@@ -227,7 +227,8 @@ def cmd_promote(args: argparse.Namespace, settings: TrainerSettings) -> int:
         mse = registry.holdout_mse(version)
         reason = args.reason or f"promote: best recorded hold-out mse {mse:.4f}"
     _validate(client, args.model, version.version)
-    moves = registry.make_champion(client, args.model, version.version, actor(settings.actor), reason)
+    moves = registry.make_champion(client, args.model, version.version, actor(settings.actor), reason,
+                                   rolled_back=bool(version.tags.get(registry.TAG_ROLLED_BACK)))
     _print_moves(args.model, moves, f"v{version.version} is already champion; nothing moved")
     return EXIT_OK
 

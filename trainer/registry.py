@@ -141,16 +141,22 @@ def alias_history(client: MlflowClient, name: str) -> list[dict]:
     return history if isinstance(history, list) else []
 
 
-def make_champion(client: MlflowClient, name: str, version: str, by: str, reason: str) -> list[AliasMove]:
-    """champion -> version; the old champion (if any, and different) becomes previous."""
+def make_champion(client: MlflowClient, name: str, version: str, by: str, reason: str, *,
+                  rolled_back: bool | None = None) -> list[AliasMove]:
+    """champion -> version; the old champion (if any, and different) becomes previous.
+
+    The version's `driftline.rolled_back_at` tag is cleared; `rolled_back=False` says the caller
+    knows it has none (saves the round trips), `None` means unknown.
+    """
     old = alias_version(client, name, CHAMPION)
     if old is not None and old.version == str(version):
         return []
     record: list[dict] = []
     moves = []
     move_alias(client, name, CHAMPION, str(version), by, reason, record)
-    with contextlib.suppress(MlflowException):
-        client.delete_model_version_tag(name, str(version), TAG_ROLLED_BACK)
+    if rolled_back is not False:
+        with contextlib.suppress(MlflowException):
+            client.delete_model_version_tag(name, str(version), TAG_ROLLED_BACK)
     moves.append(AliasMove(name, CHAMPION, str(version), old.version if old else None, reason))
     if old is not None:
         prev_reason = f"was champion until v{version} replaced it"

@@ -4,7 +4,8 @@ outbox delivering to a webhook, Slack, a real Alertmanager and the log.
 Map: ``rules`` (verdict → signal, labels, fingerprint), ``lifecycle`` (pending/firing/resolved,
 repeat), ``silences`` (matchers), ``engine`` (the evaluation listener; writes alert state and outbox
 rows in the evaluation's transaction), ``delivery`` (the worker that sends the outbox), ``payloads``
-(webhook v4, Slack, Alertmanager v2), ``api`` (/api/alerts, /api/silences, /api/deliveries),
+(webhook v4, Slack, Alertmanager v2), ``prompt`` (wakes delivery right after an evaluation's commit
+that queued notifications), ``api`` (/api/alerts, /api/silences, /api/deliveries),
 ``metrics`` (/metrics from the tables), ``models`` (tables; migration 0002_alerts). See docs/alerts.md.
 """
 
@@ -17,8 +18,10 @@ from typing import Any
 from monitor.alerts.config import AlertConfig
 from monitor.alerts.delivery import DeliveryWorker, deliver_pending
 from monitor.alerts.engine import AlertEngine
+from monitor.alerts.prompt import PromptDelivery, install_prompt_delivery
 
-__all__ = ["AlertConfig", "AlertEngine", "AlertsRuntime", "DeliveryWorker", "deliver_pending", "install"]
+__all__ = ["AlertConfig", "AlertEngine", "AlertsRuntime", "DeliveryWorker", "PromptDelivery",
+           "deliver_pending", "install"]
 
 log = logging.getLogger("monitor.alerts")
 JOB_ID = "alerts-delivery"
@@ -31,6 +34,7 @@ class AlertsRuntime:
     engine: AlertEngine
     worker: DeliveryWorker
     api_token: str | None
+    prompt: PromptDelivery | None = None  # delivery woken by this process's commits (None: off)
 
     def run_cycle(self) -> None:
         """The scheduled job: one delivery cycle; a failure is logged and retried next cycle."""
@@ -40,12 +44,16 @@ class AlertsRuntime:
             log.exception("alert delivery cycle failed")
 
 
-def install(app: Any, service: Any, scheduler: Any = None) -> AlertsRuntime:
+def install(app: Any, service: Any, scheduler: Any = None, *, prompt: bool = True) -> AlertsRuntime:
     """Wire the alerts into a monitor app: listener, blueprint, delivery job, metrics.
 
     ``service`` is the ``EvaluationService`` (``settings``, ``sessions``, ``listeners``). ``scheduler``
     is the monitor's ``MonitorScheduler`` or a plain APScheduler scheduler (both have ``add_job``), or
     None (call ``deliver_pending`` yourself).
+
+    With ``prompt`` (the default), an evaluation whose commit queued notifications wakes a background
+    delivery thread in this process at once (``monitor.alerts.prompt``); the scheduled job stays the
+    safety net (retries, repeats, other processes' rows). Claims keep every row sent once.
     """
     from monitor.alerts.api import EXTENSION, bp
 
@@ -56,6 +64,9 @@ def install(app: Any, service: Any, scheduler: Any = None) -> AlertsRuntime:
     worker = DeliveryWorker(session_factory, config)
     token = settings.token() if hasattr(settings, "token") else None
     runtime = AlertsRuntime(config, session_factory, engine, worker, token)
+    if prompt:
+        # Its own worker (own HTTP session): it may run while the scheduled cycle does.
+        runtime.prompt = install_prompt_delivery(session_factory, DeliveryWorker(session_factory, config))
 
     service.listeners.append(engine)
     app.extensions[EXTENSION] = runtime

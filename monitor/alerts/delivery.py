@@ -135,12 +135,23 @@ class DeliveryWorker:
         stats = CycleStats()
         with self.session_factory() as session, session.begin():
             stats.queued = self.engine.tick(session, now())
+        self.deliver_due(now, limit, stats)
+        stats.refreshed = self._refresh_alertmanager(now(), stats.down)
+        return stats
+
+    def deliver_due(self, now: Callable[[], datetime] = utcnow, limit: int = 500,
+                    stats: CycleStats | None = None, stop: Callable[[], bool] | None = None) -> CycleStats:
+        """Step 2-3 of a cycle only: claim and send the rows due now (prompt delivery after a commit).
+
+        ``stop`` is asked between rows; a true answer ends the loop early (the next cycle goes on)."""
+        stats = stats if stats is not None else CycleStats()
         for _ in range(limit):
+            if stop is not None and stop():
+                break
             outcome = self._deliver_one(now, stats.down)
             if outcome is None:
                 break
             setattr(stats, outcome, getattr(stats, outcome) + 1)
-        stats.refreshed = self._refresh_alertmanager(now(), stats.down)
         return stats
 
     # --- one row --------------------------------------------------------------------------------

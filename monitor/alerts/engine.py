@@ -4,6 +4,9 @@
 transaction, so the alert state and the outbox rows commit (or roll back) together with the
 evaluation row. ``AlertEngine.tick`` runs before each delivery cycle: it queues the notifications
 that time alone makes due (repeat interval passed, a silence ended).
+
+``enqueue`` also counts the rows it adds in ``session.info[OUTBOX_MARK]``: after the commit,
+``monitor.alerts.prompt`` reads that count and wakes delivery in this process at once.
 """
 
 from __future__ import annotations
@@ -25,6 +28,14 @@ from monitor.alerts.rules import EvaluationLike, Signal, alert_labels, evaluate_
 from monitor.db import utcnow
 
 log = logging.getLogger("monitor.alerts")
+# session.info key: outbox rows added in the session's current transaction (read after its commit).
+OUTBOX_MARK = "driftline.alerts.outbox_rows"
+
+
+def mark_outbox(session: Session, count: int) -> None:
+    """Note that ``count`` outbox rows were added in this session's transaction."""
+    if count:
+        session.info[OUTBOX_MARK] = session.info.get(OUTBOX_MARK, 0) + count
 
 
 def _is_postgres(session: Session) -> bool:
@@ -164,6 +175,7 @@ class AlertEngine:
                          failed_attempts=0, next_attempt_at=now, created_at=now)
                 for r in self.config.receivers]
         session.add_all(rows)
+        mark_outbox(session, len(rows))
         if kind == "firing":
             alert.notified = True
             alert.last_notified_at = now
@@ -173,6 +185,7 @@ class AlertEngine:
     def tick(self, session: Session, now: datetime | None = None) -> int:
         """Queue repeat notifications and the ones a silence held back; returns how many alerts."""
         now = now or utcnow()
+        marked = session.info.get(OUTBOX_MARK)
         silences = active_silences(session, now)
         stmt = sa.select(Alert).where(Alert.state == "firing").order_by(Alert.id)
         if _is_postgres(session):
@@ -183,6 +196,11 @@ class AlertEngine:
             if firing_notice_due(alert, now, self.config.lifecycle, self._silenced(alert, silences, now)):
                 self.enqueue(session, alert, "firing", now, alert.last_evaluation_id)
                 queued += 1
+        # The delivery cycle that ticks sends these rows itself: no prompt wake-up for them.
+        if marked is None:
+            session.info.pop(OUTBOX_MARK, None)
+        else:
+            session.info[OUTBOX_MARK] = marked
         return queued
 
 

@@ -7,11 +7,13 @@ Kept apart so every entry point (fit, score, predictions, labels) applies the sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+
+from monitor.drift.stattests.psi import bin_counts
 
 ColumnKind = Literal["numeric", "categorical"]
 
@@ -24,6 +26,16 @@ class SortedColumn:
     n_rows: int
     n_missing: int
     n_infinite: int
+    _bin_counts: dict[bytes, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def bin_counts(self, edges: np.ndarray) -> np.ndarray:
+        """Counts of the finite values per bin of ``edges`` (see ``psi.bin_counts``), computed once per
+        edges: PSI and the report's distributions share them."""
+        key = edges.tobytes()
+        counts = self._bin_counts.get(key)
+        if counts is None:
+            counts = self._bin_counts[key] = bin_counts(self.finite, edges)
+        return counts
 
 
 def column_kind(series: pd.Series) -> ColumnKind:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.drift import concept, decision, quality
-from monitor.drift.columns import category_counts, column_kind, numeric_array, sort_numeric
+from monitor.drift.columns import SortedColumn, category_counts, column_kind, numeric_array, sort_numeric
 from monitor.drift.config import DriftConfig
 from monitor.drift.profile import (
     CategoricalProfile,
@@ -32,7 +32,9 @@ from monitor.drift.stattests import CategoryTable, StatTest, check_names, get_te
 
 T = TypeVar("T")
 R = TypeVar("R")
-ColumnScore = tuple[dict[str, TestResult], dict[str, Any]]
+Distribution = dict[str, list[Any]]
+ColumnScore = tuple[dict[str, TestResult], dict[str, Any], Distribution | None]
+MAX_REPORT_BINS = 20  # bins per distribution stored in a report (PSI bins beyond this are merged)
 
 
 class DriftDetector:
@@ -114,10 +116,13 @@ class DriftDetector:
         )
         features = dict(zip(names, (s[0] for s in scored), strict=True))
         column_quality = dict(zip(names, (s[1] for s in scored), strict=True))
+        distributions = {n: s[2] for n, s in zip(names, scored, strict=True) if s[2] is not None}
 
-        concept_results, prediction_results, performance, model_quality, model_sizes = _score_model(
-            profile, preds, labs, config
+        concept_results, prediction_results, performance, model_quality, model_sizes, model_bins = (
+            _score_model(profile, preds, labs, config)
         )
+        for name, bins in model_bins.items():
+            distributions.setdefault(name, bins)  # a feature named "residuals" keeps its own chart
         all_results = [r for per in features.values() for r in per.values()]
         all_results += list(concept_results.values()) + list(prediction_results.values())
         family_size = decision.correct(all_results, config)
@@ -160,6 +165,7 @@ class DriftDetector:
                 "distances_decide": config.distances_decide,
                 "large_sample": config.large_sample,
             },
+            distributions=distributions,
         )
 
     def _fitted_profile(self) -> ReferenceProfile:
@@ -228,6 +234,29 @@ def _baseline(name: str, values: np.ndarray, bins: int) -> NumericProfile:
         ) from None
 
 
+def _distribution(ref: NumericProfile, column: SortedColumn) -> Distribution:
+    """Reference and current counts over the profile's PSI bins (the current ones shared with PSI).
+
+    The PSI bins are open-ended: current values below the reference minimum count in the first bin,
+    above its maximum in the last. ``edges`` are the inner bin edges with the reference minimum and
+    maximum as outer edges (finite, so JSON-safe). More than ``MAX_REPORT_BINS`` bins are merged
+    into that many runs of adjacent bins.
+    """
+    edges = np.concatenate(([ref.min], ref.bin_edges, [ref.max]))
+    ref_counts, cur_counts = ref.bin_counts, column.bin_counts(ref.bin_edges)
+    n_bins = ref_counts.size
+    if n_bins > MAX_REPORT_BINS:
+        starts = np.round(np.linspace(0, n_bins, MAX_REPORT_BINS + 1)).astype(np.intp)[:-1]
+        ref_counts = np.add.reduceat(ref_counts, starts)
+        cur_counts = np.add.reduceat(cur_counts, starts)
+        edges = np.concatenate((edges[starts], edges[-1:]))
+    return {
+        "edges": edges.tolist(),
+        "reference_counts": ref_counts.tolist(),
+        "current_counts": cur_counts.tolist(),
+    }
+
+
 def _tests_for(profile: FeatureProfile, config: DriftConfig) -> list[StatTest]:
     names = config.column_tests.get(profile.name)
     if names is None:
@@ -247,6 +276,7 @@ def _score_column(ref: FeatureProfile, series: pd.Series, config: DriftConfig) -
             return (
                 {t.name: decision.untested(t, "data", ref.name, config, note) for t in tests},
                 quality.missing_column_quality(int(series.shape[0])),
+                None,
             )
         raise ValueError(
             f"column {ref.name!r} is {ref.kind} in the reference (dtype {ref.dtype}) but {kind} in the batch "
@@ -258,23 +288,29 @@ def _score_column(ref: FeatureProfile, series: pd.Series, config: DriftConfig) -
         n_current = int(column.finite.size)
         if n_current == 0:
             note = "no finite values in the batch; see quality"
-            return {
-                t.name: decision.untested(t, "data", ref.name, config, note) for t in tests
-            }, column_quality
+            return (
+                {t.name: decision.untested(t, "data", ref.name, config, note) for t in tests},
+                column_quality,
+                _distribution(ref, column),
+            )
         results = {
             t.name: decision.result_of(
                 t, run_test(t, ref, column), "data", ref.name, config, ref.n_finite, n_current
             )
             for t in tests
         }
-        return results, column_quality
+        return results, column_quality, _distribution(ref, column)
     assert isinstance(ref, CategoricalProfile)
     counts, n_missing = category_counts(series)
     column_quality = quality.categorical_quality(ref, counts, n_missing, int(series.shape[0]), config)
     n_current = int(series.shape[0]) - n_missing
     if n_current == 0:
         note = "every value of this column is missing in the batch; see quality"
-        return {t.name: decision.untested(t, "data", ref.name, config, note) for t in tests}, column_quality
+        return (
+            {t.name: decision.untested(t, "data", ref.name, config, note) for t in tests},
+            column_quality,
+            None,
+        )
     new = [c for c in counts if c not in set(ref.categories)]
     table = CategoryTable(
         categories=list(ref.categories) + new,
@@ -287,18 +323,27 @@ def _score_column(ref: FeatureProfile, series: pd.Series, config: DriftConfig) -
         t.name: decision.result_of(t, run_test(t, table), "data", ref.name, config, ref.n_present, n_current)
         for t in tests
     }
-    return results, column_quality
+    return results, column_quality, None
 
 
 def _score_model(
     profile: ReferenceProfile, preds: np.ndarray | None, labs: np.ndarray | None, config: DriftConfig
-) -> tuple[dict[str, TestResult], dict[str, TestResult], dict[str, Any], dict[str, Any], dict[str, int]]:
-    """Concept drift (residual test, MSE ratio), prediction drift and the error metrics of one batch."""
+) -> tuple[
+    dict[str, TestResult],
+    dict[str, TestResult],
+    dict[str, Any],
+    dict[str, Any],
+    dict[str, int],
+    dict[str, Distribution],
+]:
+    """Concept drift (residual test, MSE ratio), prediction drift, the error metrics of one batch and
+    the binned prediction and residual distributions."""
     concept_results: dict[str, TestResult] = {}
     prediction_results: dict[str, TestResult] = {}
     performance: dict[str, Any] = {}
     model_quality: dict[str, Any] = {"issues": []}
     sizes: dict[str, int] = {}
+    distributions: dict[str, Distribution] = {}
     if preds is not None:
         if profile.predictions is None:
             raise ValueError(
@@ -312,6 +357,7 @@ def _score_model(
         test = get_test(config.prediction_test)
         n = int(sorted_preds.finite.size)
         sizes.update(reference_predictions=profile.predictions.n_finite, current_predictions=n)
+        distributions["predictions"] = _distribution(profile.predictions, sorted_preds)
         if n == 0:
             model_quality["issues"].append("no_finite_predictions")
             prediction_results[test.name] = decision.untested(
@@ -335,6 +381,7 @@ def _score_model(
         n = int(sorted_res.finite.size)
         n_base = profile.residuals.n_finite
         sizes.update(reference_residuals=n_base, current_residuals=n)
+        distributions["residuals"] = _distribution(profile.residuals, sorted_res)
         mse_ratio = concept.ratio(mse, baseline_mse)
         performance.update(
             mse=mse,
@@ -370,4 +417,4 @@ def _score_model(
                 adjusted_drift=degraded,
                 decides=decision.distances_decide(config, n_base, n),
             )
-    return concept_results, prediction_results, performance, model_quality, sizes
+    return concept_results, prediction_results, performance, model_quality, sizes, distributions

@@ -71,6 +71,9 @@ class DriftReport:
     verdicts: dict[str, Verdict]
     sample_sizes: dict[str, int]
     settings: dict[str, Any]
+    # per numeric feature, and "predictions" / "residuals" when given: {"edges": [...] (len(counts) + 1
+    # floats), "reference_counts": [...], "current_counts": [...]} over the profile's PSI bins, for charts
+    distributions: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     @property
     def alert(self) -> bool:
@@ -114,6 +117,10 @@ class DriftReport:
             verdicts={k: Verdict(**v) for k, v in data["verdicts"].items()},
             sample_sizes={k: int(v) for k, v in data["sample_sizes"].items()},
             settings=dict(data["settings"]),
+            distributions={
+                name: {key: list(values) for key, values in bins.items()}
+                for name, bins in (data.get("distributions") or {}).items()
+            },
         )
 
 

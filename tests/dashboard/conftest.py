@@ -4,8 +4,9 @@ Built once per session (the dashboard tests only read, except the silence test, 
 
 - ``drifting``: v1 champion, two clean batches and a data-drift batch (data_drift alert fires), then v2
   promoted (reason with HTML in it), a clean batch and a data-drift batch: the model is drifting.
-- ``concept``: one evaluation whose stored report carries per-bin counts (what the drift engine could
-  record), v1 then v2 champion, a concept-drift batch (concept_drift alert), a rollback to v1, a clean batch.
+- ``concept``: one evaluation whose stored report carries hand-made per-bin counts (in place of the
+  drift engine's own), v1 then v2 champion, a concept-drift batch (concept_drift alert), a rollback to
+  v1, a clean batch.
 - ``evil``: a model whose *name* is HTML, one clean batch.
 """
 
@@ -66,8 +67,9 @@ def _evaluate(client: Any, name: str, scenario: str, seed: int) -> dict[str, Any
 
 
 def _synthetic_report_row(model: str) -> Any:
-    """An evaluation as the drift engine would store it if its report carried per-bin counts
-    (``report["distributions"][column] = {edges, reference_counts, current_counts}``)."""
+    """An evaluation as the drift engine stores it, its per-bin counts replaced by hand-made ones on
+    equal-frequency bins widened to the batch (``report["distributions"][column] = {edges,
+    reference_counts, current_counts}``)."""
     import numpy as np
 
     from monitor.drift import DriftConfig, DriftDetector

@@ -70,7 +70,7 @@ def test_model_page_charts_errors_scores_share_and_alias_moves(dashboard, page):
     assert page.console_log.errors == []
 
 
-def test_evaluation_page_shows_tests_quality_and_reference_distributions(dashboard, page):
+def test_evaluation_page_shows_tests_quality_and_overlaid_distributions(dashboard, page):
     drift = dashboard.evaluation(dashboard.drifting, "data_drift")
     open_page(page, f"{dashboard.url}/evaluations/{drift['id']}")
     page.wait_for_function(
@@ -78,8 +78,9 @@ def test_evaluation_page_shows_tests_quality_and_reference_distributions(dashboa
     )
     found = charts(page)
     assert set(found) == {"dist-1", "dist-2", "dist-residuals"}
-    assert all(c["series"] == 1 for c in found.values())  # only the reference is stored for real evaluations
-    assert page.locator(".note").count() == 1
+    # the engine's report carries reference and current counts over the profile's PSI bins
+    assert all(c["series"] == 2 and c["points"][0] == c["points"][1] == c["labels"] for c in found.values())
+    assert page.locator(".note").count() == 0
     x0 = page.locator("article.feature[data-feature=x0]")
     assert "ks" in x0.locator("table.tests").inner_text()
     assert x0.locator(".badge", has_text="drifted").count() == 1
@@ -105,7 +106,7 @@ def test_concept_drift_evaluation_shows_residuals_and_error_ratio(dashboard, pag
     open_page(page, f"{dashboard.url}/evaluations/{ev['id']}")
     text = page.locator("main").inner_text()
     assert "residuals" in text and "mse_ratio" in text
-    assert charts(page)["dist-residuals"]["series"] == 1
+    assert charts(page)["dist-residuals"]["series"] == 2
     assert page.console_log.errors == []
 
 

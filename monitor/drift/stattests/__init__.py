@@ -17,7 +17,7 @@ from scipy.stats import mannwhitneyu
 
 from monitor.drift.stattests.chi2 import chi2_homogeneity
 from monitor.drift.stattests.ks import ks_test
-from monitor.drift.stattests.psi import bin_counts, psi_from_counts
+from monitor.drift.stattests.psi import psi_from_counts
 from monitor.drift.stattests.wasserstein import normalised_wasserstein
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def _ks(ref: NumericProfile, cur: SortedColumn) -> Outcome:
 
 
 def _psi(ref: NumericProfile, cur: SortedColumn) -> Outcome:
-    return Outcome(psi_from_counts(ref.bin_counts, bin_counts(cur.finite, ref.bin_edges)))
+    return Outcome(psi_from_counts(ref.bin_counts, cur.bin_counts(ref.bin_edges)))
 
 
 def _wasserstein(ref: NumericProfile, cur: SortedColumn) -> Outcome:

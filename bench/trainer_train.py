@@ -1,0 +1,163 @@
+"""`python -m trainer train` against a fresh local-mode tracking server, the way `make up` runs it.
+
+Each repetition starts `python -m tracking` on a new data directory (SQLite + artifact folder, the
+local-mode defaults), waits for /health, then times two trainer processes: `fresh` (empty registry:
+5 candidates fitted, logged, registered, validated, champions set; what `make up` does) and `rerun`
+(same data again: every candidate reused). Prints wall seconds, the load average and, with
+--count-calls, the REST calls the trainer made. `--ref GIT_REF` times the trainer package of that
+commit instead of the working tree (the rest of the repository stays the working tree's).
+
+    .venv/bin/python bench/trainer_train.py [--repeat 3] [--ref HEAD] [--count-calls]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCRUB = ("MLFLOW_", "TRACKING_", "DRIFTLINE_", "TRAINER_", "AWS_", "MONITOR_")
+
+# Run the trainer with MLflow's HTTP calls counted (printed as JSON on stderr at exit).
+COUNTING_WRAPPER = textwrap.dedent("""
+    import atexit, json, runpy, sys, time
+    import mlflow.utils.rest_utils as rest
+    import mlflow.store.artifact.http_artifact_repo as http_repo
+    calls, original = [], rest.http_request
+    def http_request(host_creds, endpoint, method, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return original(host_creds, endpoint, method, *args, **kwargs)
+        finally:
+            calls.append((method, endpoint, time.perf_counter() - started))
+    rest.http_request = http_request
+    http_repo.http_request = http_request
+    atexit.register(lambda: print("CALLS " + json.dumps({
+        "rest": sum(1 for _, e, _ in calls if "/api/2.0/mlflow/" in e),
+        "artifact": sum(1 for _, e, _ in calls if "/api/2.0/mlflow/" not in e),
+        "summed_seconds": round(sum(s for *_, s in calls), 2)}), file=sys.stderr))
+    import trainer
+    print("TRAINER " + trainer.__file__, file=sys.stderr)
+    sys.argv = ["trainer", *sys.argv[1:]]
+    runpy.run_module("trainer", run_name="__main__")
+""")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUB)}
+    env.update(extra)
+    return env
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:  # noqa: S310 - local URL
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def start_tracking(data_dir: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = clean_env(DRIFTLINE_DATA_DIR=str(data_dir), TRACKING_PORT=str(port), PYTHONPATH=str(REPO))
+    log = open(data_dir / "tracking.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen([sys.executable, "-m", "tracking"], cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while not healthy(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            raise RuntimeError(f"tracking server did not start; see {data_dir / 'tracking.log'}")
+        time.sleep(0.3)
+    return proc, url
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's own process group (it was started in a new session), then SIGKILL."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def run_trainer(url: str, pythonpath: str, count_calls: bool, cwd: Path) -> dict:
+    env = clean_env(MLFLOW_TRACKING_URI=url, TRAINER_ACTOR="bench", PYTHONPATH=pythonpath)
+    argv = [sys.executable, "-c", COUNTING_WRAPPER, "train"] if count_calls else \
+        [sys.executable, "-m", "trainer", "train"]
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"trainer exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    out = {"seconds": round(seconds, 2), "load_before": round(load, 2),
+           "load_after": round(os.getloadavg()[0], 2)}
+    for line in done.stderr.splitlines():
+        if line.startswith("CALLS "):
+            out["calls"] = json.loads(line[6:])
+        elif line.startswith("TRAINER "):
+            out["package"] = line[8:].rsplit("/", 2)[0]
+    return out
+
+
+def export_ref(ref: str, into: Path) -> str:
+    """The trainer package at `ref` in `into`, first on PYTHONPATH before the working tree."""
+    archive = subprocess.run(["git", "archive", ref, "trainer"], cwd=REPO, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return f"{into}{os.pathsep}{REPO}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--ref", help="time the trainer package of this git ref instead of the working tree")
+    parser.add_argument("--count-calls", action="store_true", help="count the trainer's HTTP calls")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="driftline-bench-trainer-") as tmp:
+        pythonpath = export_ref(args.ref, Path(tmp)) if args.ref else str(REPO)
+        label = f"trainer at {args.ref}" if args.ref else "trainer (working tree)"
+        rows = []
+        for index in range(args.repeat):
+            data_dir = Path(tempfile.mkdtemp(prefix="driftline-bench-tracking-"))
+            proc, url = start_tracking(data_dir)
+            try:
+                # cwd outside the repository: `-m`/`-c` put the cwd first on sys.path.
+                fresh = run_trainer(url, pythonpath, args.count_calls, data_dir)
+                rerun = run_trainer(url, pythonpath, args.count_calls, data_dir)
+            finally:
+                stop(proc)
+                shutil.rmtree(data_dir, ignore_errors=True)
+            rows.append((fresh, rerun))
+            print(f"{label} #{index + 1}: fresh {fresh}  rerun {rerun}", flush=True)
+        for name, col in (("fresh", 0), ("rerun", 1)):
+            values = [row[col]["seconds"] for row in rows]
+            print(f"{label}: {name} median {statistics.median(values):.1f} s "
+                  f"(min {min(values):.1f}, max {max(values):.1f}, n={len(values)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
