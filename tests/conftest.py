@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.services import postgres
+from tests.services.browser import launch_chromium
 from tests.services.seaweedfs import CHECKSUM_ENV, S3Server, start_s3_server
 from tests.services.tracking import TrackingServer, start_tracking
 
@@ -84,3 +85,10 @@ def unique_name(request: pytest.FixtureRequest):
         return f"{base}-{uuid.uuid4().hex[:8]}"
 
     return make
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, headless, driven by Playwright; one per session."""
+    with launch_chromium() as browser:
+        yield browser

@@ -29,15 +29,6 @@ from tests.services.seaweedfs import CHECKSUM_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 EVIL_REASON = "<script>document.title='pwned'</script>promoted"
 
 
@@ -230,16 +221,6 @@ def dashboard(make_database, tracking_server) -> Iterator[Dashboard]:
             thread.join(timeout=5)
             monitor.close()
             receiver.stop()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class ConsoleLog:

@@ -20,6 +20,7 @@ from tests.services.receiver import Receiver
 from trainer.scenarios import ScenarioParams, make_batch
 
 MODEL = "custom_linear_model"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = pytest.mark.e2e
 
 
@@ -196,3 +197,23 @@ def test_7_mlflow_and_dashboard_tell_the_same_story(story):
     assert overview.status_code == 200 and MODEL in overview.text
     page = requests.get(f"{story.monitor}/models/{MODEL}", timeout=10)
     assert page.status_code == 200
+
+
+def test_8_the_story_as_a_person_sees_it(story, browser):
+    """Screenshots of the seed story for the README walkthrough, from a real browser."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(f"{story.monitor}/")
+    assert MODEL in page.inner_text("body")
+    page.screenshot(path=str(SCREENSHOTS / "story-overview.png"), full_page=True)
+    page.goto(f"{story.monitor}/models/{MODEL}")
+    page.wait_for_function("() => document.querySelectorAll('canvas').length > 0")
+    page.screenshot(path=str(SCREENSHOTS / "story-model.png"), full_page=True)
+    page.goto(f"{story.monitor}/alerts")
+    body = page.inner_text("body")
+    assert "data_drift" in body and "concept_drift" in body
+    page.screenshot(path=str(SCREENSHOTS / "story-alerts.png"), full_page=True)
+    page.close()
+    assert errors == []
