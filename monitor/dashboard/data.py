@@ -163,7 +163,9 @@ def alert_rows(session: Any, model: str | None = None, limit: int = 500) -> list
                 "summary": (alert.annotations or {}).get("summary") or "",
                 "starts_at": aware(alert.starts_at),
                 "ends_at": aware(alert.ends_at) if alert.state == "resolved" else None,
-                "evaluation_id": alert.last_evaluation_id,
+                # The evaluation that made it fire (the last bad one), which is what "why" asks for.
+                "evaluation_id": _int_or_none((alert.annotations or {}).get("evaluation_id"))
+                or alert.last_evaluation_id,
                 "episodes": alert.episodes,
                 "deliveries": sorted(deliveries[alert.id].values(), key=lambda d: d["receiver"]),
             }
@@ -610,3 +612,10 @@ def _aware(value: datetime | None) -> datetime:
 def _short(exc: BaseException, limit: int = 200) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
