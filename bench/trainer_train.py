@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -103,17 +104,37 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def run_trainer(url: str, pythonpath: str, count_calls: bool, cwd: Path) -> dict:
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 of /proc/PID/stat: the process group
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def run_trainer(url: str, pythonpath: str, count_calls: bool, cwd: Path, server_pgid: int) -> dict:
     env = clean_env(MLFLOW_TRACKING_URI=url, TRAINER_ACTOR="bench", PYTHONPATH=pythonpath)
     argv = [sys.executable, "-c", COUNTING_WRAPPER, "train"] if count_calls else \
         [sys.executable, "-m", "trainer", "train"]
     load = os.getloadavg()[0]
+    server_cpu, children = group_cpu_seconds(server_pgid), resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    server_cpu = group_cpu_seconds(server_pgid) - server_cpu
     if done.returncode != 0:
         raise RuntimeError(f"trainer exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    out = {"seconds": round(seconds, 2), "load_before": round(load, 2),
+    out = {"seconds": round(seconds, 2), "trainer_cpu": round(client_cpu, 2),
+           "server_cpu": round(server_cpu, 2), "load_before": round(load, 2),
            "load_after": round(os.getloadavg()[0], 2)}
     for line in done.stderr.splitlines():
         if line.startswith("CALLS "):
@@ -145,8 +166,8 @@ def main() -> int:
             proc, url = start_tracking(data_dir)
             try:
                 # cwd outside the repository: `-m`/`-c` put the cwd first on sys.path.
-                fresh = run_trainer(url, pythonpath, args.count_calls, data_dir)
-                rerun = run_trainer(url, pythonpath, args.count_calls, data_dir)
+                fresh = run_trainer(url, pythonpath, args.count_calls, data_dir, proc.pid)
+                rerun = run_trainer(url, pythonpath, args.count_calls, data_dir, proc.pid)
             finally:
                 stop(proc)
                 shutil.rmtree(data_dir, ignore_errors=True)
