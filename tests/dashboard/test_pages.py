@@ -33,7 +33,8 @@ def model_url(dash: Dashboard, name: str) -> str:
 def test_overview_lists_every_model_with_status_champion_and_alerts(dashboard, page):
     open_page(page, dashboard.url + "/")
     cards = {c.get_attribute("data-model"): c for c in page.locator("article.card").all()}
-    assert set(cards) == {dashboard.drifting, dashboard.concept, dashboard.evil}
+    # The tracking server is shared by the whole session: other tests' champions may be listed too.
+    assert {dashboard.drifting, dashboard.concept, dashboard.evil} <= set(cards)
     drifting = cards[dashboard.drifting]
     assert drifting.locator(".badge").first.inner_text().lower() == "drifting"
     assert "data_drift" in drifting.locator(".alerts-cell").inner_text()
