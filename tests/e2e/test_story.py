@@ -94,22 +94,24 @@ def story(tmp_path_factory, make_database, s3_server) -> Iterator[Story]:
     }
     # Knobs the story needs beyond compose's names reach the processes through the environment.
     extra = {"MONITOR_SOURCE": "push", "ALERT_DELIVERY_INTERVAL_SECONDS": "1", "MONITOR_WORKERS": "2"}
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in {**extra, "MLFLOW_TRACKING_USERNAME": "admin",
-                            "MLFLOW_TRACKING_PASSWORD": admin_password}.items():
-            mp.setenv(name, value)
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
-            mp.delenv(name, raising=False)
-        stack = LocalStack(Path(root / "data"), env)
-        started = time.monotonic()
-        assert up_local(stack) == 0, "\n".join(stack.tail(n) for n in ("tracking", "trainer", "monitor"))
-        print(f"e2e: stack up on production parts in {time.monotonic() - started:.1f} s")
-        yield Story(stack, env, webhook, am)
+    stack = LocalStack(Path(root / "data"), env)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in {**extra, "MLFLOW_TRACKING_USERNAME": "admin",
+                                "MLFLOW_TRACKING_PASSWORD": admin_password}.items():
+                mp.setenv(name, value)
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
+                mp.delenv(name, raising=False)
+            started = time.monotonic()
+            assert up_local(stack) == 0, "\n".join(stack.tail(n) for n in ("tracking", "trainer", "monitor"))
+            print(f"e2e: stack up on production parts in {time.monotonic() - started:.1f} s")
+            yield Story(stack, env, webhook, am)
+    finally:
         for name in ("monitor", "tracking"):
             stack.stop_service(name)
-    am.stop()
-    webhook.stop()
-    am_hook.stop()
+        am.stop()
+        webhook.stop()
+        am_hook.stop()
 
 
 def test_1_trainer_registered_the_exercise_models_with_a_champion(story):

@@ -87,6 +87,8 @@ class ManagedProcess:
             if ready():
                 return
             time.sleep(0.2)
+        # A server that never became ready must not outlive the test session that started it.
+        self.stop()
         raise TimeoutError(f"{self.name} was not {what} within {timeout:.0f} s:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 15.0) -> None:
