@@ -8,6 +8,11 @@ local-mode defaults), waits for /health, then times two trainer processes: `fres
 commit instead of the working tree (the rest of the repository stays the working tree's).
 
     .venv/bin/python bench/trainer_train.py [--repeat 3] [--ref HEAD] [--count-calls]
+                                            [--server-env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false]
+
+`trainer_cpu` is the trainer process's CPU time, `server_cpu` the tracking server's (its whole process
+group) while the trainer ran. Right after /health answers, MLflow 3.17's job runner is still starting
+seven huey consumer processes (~14 CPU-seconds on this machine), which lands inside the `fresh` run.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import secrets
 import shutil
 import signal
 import socket
@@ -76,12 +82,31 @@ def healthy(url: str) -> bool:
         return False
 
 
-def start_tracking(data_dir: Path) -> tuple[subprocess.Popen, str]:
+# `python -m tracking`, with `auth_cache_ttl_seconds` added to the basic-auth ini it writes (MLflow's
+# cache of verified credentials; off unless set). Only to measure what that setting would change.
+TRACKING_WITH_AUTH_CACHE = textwrap.dedent('''
+    import sys
+    import tracking.entrypoint as entrypoint
+    write = entrypoint.write_auth_config
+    def write_auth_config(settings):
+        path = write(settings)
+        path.write_text(path.read_text() + "auth_cache_ttl_seconds = %d\\n")
+        return path
+    entrypoint.write_auth_config = write_auth_config
+    sys.exit(entrypoint.main())
+''')
+
+
+def start_tracking(data_dir: Path, extra_env: dict[str, str] | None = None,
+                   auth_cache_ttl: int = 0) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = clean_env(DRIFTLINE_DATA_DIR=str(data_dir), TRACKING_PORT=str(port), PYTHONPATH=str(REPO))
-    log = open(data_dir / "tracking.log", "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen([sys.executable, "-m", "tracking"], cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    env = clean_env(DRIFTLINE_DATA_DIR=str(data_dir), TRACKING_PORT=str(port), PYTHONPATH=str(REPO),
+                    **(extra_env or {}))
+    argv = [sys.executable, "-c", TRACKING_WITH_AUTH_CACHE % auth_cache_ttl] if auth_cache_ttl else \
+        [sys.executable, "-m", "tracking"]
+    with open(data_dir / "tracking.log", "wb") as log:
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while not healthy(url):
@@ -119,8 +144,10 @@ def group_cpu_seconds(pgid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def run_trainer(url: str, pythonpath: str, count_calls: bool, cwd: Path, server_pgid: int) -> dict:
-    env = clean_env(MLFLOW_TRACKING_URI=url, TRAINER_ACTOR="bench", PYTHONPATH=pythonpath)
+def run_trainer(url: str, pythonpath: str, count_calls: bool, cwd: Path, server_pgid: int,
+                extra_env: dict[str, str] | None = None) -> dict:
+    env = clean_env(MLFLOW_TRACKING_URI=url, TRAINER_ACTOR="bench", PYTHONPATH=pythonpath,
+                    **(extra_env or {}))
     argv = [sys.executable, "-c", COUNTING_WRAPPER, "train"] if count_calls else \
         [sys.executable, "-m", "trainer", "train"]
     load = os.getloadavg()[0]
@@ -156,23 +183,41 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ref", help="time the trainer package of this git ref instead of the working tree")
     parser.add_argument("--count-calls", action="store_true", help="count the trainer's HTTP calls")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the tracking server, e.g. "
+                        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false (repeatable)")
+    parser.add_argument("--auth", action="store_true",
+                        help="basic auth on (TRACKING_AUTH=true, as the repository's .env has it)")
+    parser.add_argument("--auth-cache-ttl", type=int, default=0, metavar="SECONDS",
+                        help="with --auth: also set MLflow's auth_cache_ttl_seconds in the server's ini")
     args = parser.parse_args()
+    server_env = dict(item.split("=", 1) for item in args.server_env)
+    trainer_env: dict[str, str] = {}
+    if args.auth:
+        password = secrets.token_urlsafe(18)
+        server_env.update(TRACKING_AUTH="true", MLFLOW_AUTH_ADMIN_USERNAME="admin",
+                          MLFLOW_AUTH_ADMIN_PASSWORD=password,
+                          MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_urlsafe(24))
+        trainer_env.update(MLFLOW_TRACKING_USERNAME="admin", MLFLOW_TRACKING_PASSWORD=password)
     with tempfile.TemporaryDirectory(prefix="driftline-bench-trainer-") as tmp:
         pythonpath = export_ref(args.ref, Path(tmp)) if args.ref else str(REPO)
         label = f"trainer at {args.ref}" if args.ref else "trainer (working tree)"
         rows = []
         for index in range(args.repeat):
             data_dir = Path(tempfile.mkdtemp(prefix="driftline-bench-tracking-"))
-            proc, url = start_tracking(data_dir)
+            started = time.perf_counter()
+            proc, url = start_tracking(data_dir, server_env, args.auth_cache_ttl if args.auth else 0)
+            healthy_after = round(time.perf_counter() - started, 1)
             try:
                 # cwd outside the repository: `-m`/`-c` put the cwd first on sys.path.
-                fresh = run_trainer(url, pythonpath, args.count_calls, data_dir, proc.pid)
-                rerun = run_trainer(url, pythonpath, args.count_calls, data_dir, proc.pid)
+                fresh = run_trainer(url, pythonpath, args.count_calls, data_dir, proc.pid, trainer_env)
+                rerun = run_trainer(url, pythonpath, args.count_calls, data_dir, proc.pid, trainer_env)
             finally:
                 stop(proc)
                 shutil.rmtree(data_dir, ignore_errors=True)
             rows.append((fresh, rerun))
-            print(f"{label} #{index + 1}: fresh {fresh}  rerun {rerun}", flush=True)
+            print(f"{label} #{index + 1}: server healthy after {healthy_after} s; "
+                  f"fresh {fresh}  rerun {rerun}", flush=True)
         for name, col in (("fresh", 0), ("rerun", 1)):
             values = [row[col]["seconds"] for row in rows]
             print(f"{label}: {name} median {statistics.median(values):.1f} s "

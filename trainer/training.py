@@ -17,7 +17,8 @@ runs in a small thread pool (MLflow 3's active-run stack is thread-local, so eac
 `start_run` is its own): step 1 per candidate, step 2 and 3 per model name (versions of one name are
 still created in candidate order). `--autolog` runs step 1 one candidate at a time, since autolog
 patches scikit-learn process-wide. Per run the trainer also makes as few calls as it can: tags go with
-`create_run`, params and metrics in one batch, both dataset inputs in one call, the reference files
+`create_run`, params in one batch, the metrics after log_model (linked to the logged model, which saves
+log_model reading each metric's history back), both dataset inputs in one call, the reference files
 are written once and uploaded to each run's artifact URI directly.
 """
 
@@ -44,7 +45,6 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.utils.time import get_current_time_millis
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from trainer import registry
 from trainer.candidates import Candidate
@@ -117,6 +117,9 @@ class _Shared:
 
 
 def evaluate(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    # Imported here: a run where every candidate is reused never needs scikit-learn (~1 s of imports).
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
     return {
         "mean_squared_error": float(mean_squared_error(y_true, y_pred)),
         "mean_absolute_error": float(mean_absolute_error(y_true, y_pred)),
@@ -135,9 +138,12 @@ def train(client: MlflowClient, data: TrainingData, candidates: list[Candidate],
     width = max(len(c.model_name) for c in candidates)
     heads = [f"[{index}/{len(results)}] {r.candidate.model_name:<{width}}  "
              f"{r.candidate.display} {r.candidate.params_text()}" for index, r in enumerate(results, start=1)]
-    concurrent = not autolog and len(results) > 1 and not _env_var_recording_requested()
+    # Identical candidates already registered are reused (only REST lookups, so always in parallel).
+    list(_in_parallel(lambda r: _find_reusable(client, r), results))
+    to_fit = [r.candidate for r in results if r.status != "reused"]
+    concurrent = not autolog and len(to_fit) > 1 and not _env_var_recording_requested()
     with tempfile.TemporaryDirectory(prefix="driftline-reference-") as tmp:
-        shared = _prepare(candidates, data, Path(tmp))
+        shared = _prepare(to_fit, data, Path(tmp))
         with _env_var_recording_off(concurrent):
             outcomes = _in_parallel(lambda r: _fit_and_log(client, r, data, autolog, shared), results,
                                     workers=MAX_WORKERS if concurrent else 1)
@@ -209,7 +215,10 @@ def _env_var_recording_off(active: bool) -> Iterator[None]:
 def _prepare(candidates: list[Candidate], data: TrainingData, folder: Path) -> _Shared:
     """Per-`train` work done once, before any thread starts: the reference files, the pip
     requirements, and most of the imports MLflow does lazily in start_run and the first log_model,
-    so the threads do not all wait on (or race through) the same first imports."""
+    so the threads do not all wait on (or race through) the same first imports. Nothing when every
+    candidate is reused."""
+    if not candidates:
+        return _Shared(str(folder), (), ())
     reference = folder / "reference"
     reference.mkdir()
     data.train.to_parquet(reference / "train.parquet", index=False)
@@ -249,16 +258,19 @@ def _prepare(candidates: list[Candidate], data: TrainingData, folder: Path) -> _
     return _Shared(str(reference), sklearn_requirements, pyfunc_requirements)
 
 
-def _fit_and_log(client: MlflowClient, result: CandidateResult, data: TrainingData, autolog: bool,
-                 shared: _Shared) -> None:
-    """Reuse an identical registered candidate, or fit, evaluate and log a new run."""
+def _find_reusable(client: MlflowClient, result: CandidateResult) -> None:
+    """Mark the result reused when a version with the same candidate id is registered."""
     existing = registry.find_candidate_version(client, result.candidate.model_name, result.candidate_id)
     if existing is not None:
         result.status, result.version, result.run_id = "reused", existing.version, existing.run_id
         result.metrics = {"mean_squared_error": registry.holdout_mse(existing),
                           **_run_metrics(client, existing.run_id)}
-        return
-    _run_candidate(client, result, data, autolog, shared)
+
+
+def _fit_and_log(client: MlflowClient, result: CandidateResult, data: TrainingData, autolog: bool,
+                 shared: _Shared) -> None:
+    if result.status != "reused":
+        _run_candidate(client, result, data, autolog, shared)
 
 
 def _progress_text(result: CandidateResult) -> str:
@@ -411,10 +423,11 @@ def _register_group(client: MlflowClient, name: str, group: list[CandidateResult
     fitted = [r for r in group if r.status == "fitted"]
     if not fitted:
         return
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
+    try:  # one round trip whether or not the name exists (a lookup first costs two for a new name)
         client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
     for result in fitted:
         _register(client, result, data)
 

@@ -34,6 +34,10 @@ def test_train_registers_every_candidate_under_its_model_name(client, trained):
     assert _versions(client, trained["lasso"]) == [1, 2]
     assert _versions(client, trained["custom"]) == [1]
     assert len(trained["lines"]) == 3 and all("mse=" in line for line in trained["lines"])
+    # Candidates are logged concurrently, yet versions and progress lines follow the candidate order.
+    assert [r.version for r in trained["report"].results] == ["1", "2", "1"]
+    assert [line.split("]")[0] for line in trained["lines"]] == ["[1/3", "[2/3", "[3/3"]
+    assert "alpha=0.1" in trained["lines"][0] and "alpha=2.0" in trained["lines"][1]
 
 
 def test_champion_points_at_the_best_holdout_mse(client, trained):
