@@ -129,6 +129,9 @@ def write_auth_config(settings: TrackingSettings) -> Path:
         f"database_uri = {settings.auth_database_uri}\n"
         f"admin_username = {settings.admin_username}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # Without a cache every request pays a ~90 ms password hash. A changed password may keep
+        # working on other workers for up to this long.
+        "auth_cache_ttl_seconds = 60\n"
     )
     path.chmod(0o600)
     return path
@@ -160,6 +163,9 @@ def prepare(settings: TrackingSettings) -> tuple[list[str], dict[str, str]]:
     else:
         Path(settings.artifacts_uri).mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    # MLflow's background job runner (online scoring, trace archival) is unused here and starts
+    # seven processes that compete with the first clients for CPU.
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     if settings.auth:
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(write_auth_config(settings))
         if not settings.auth_database_uri.startswith("sqlite"):

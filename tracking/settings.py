@@ -29,7 +29,9 @@ class TrackingSettings(BaseSettings):
     aws_secret_access_key: str | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
     host: str = Field("127.0.0.1", validation_alias="TRACKING_HOST")
     port: int = Field(5000, ge=1, le=65535, validation_alias="TRACKING_PORT")
-    workers: int = Field(2, ge=1, le=64, validation_alias="TRACKING_WORKERS")
+    # One worker by default: uvicorn's multi-worker socket misses TCP_NODELAY, which costs every
+    # request ~40 ms (measured 50 ms vs 7.6 ms); one async worker serves a team comfortably.
+    workers: int = Field(1, ge=1, le=64, validation_alias="TRACKING_WORKERS")
     allowed_hosts: str = Field("", validation_alias="TRACKING_ALLOWED_HOSTS")
     auth: bool = Field(False, validation_alias="TRACKING_AUTH")
     admin_username: str = Field("admin", validation_alias="MLFLOW_AUTH_ADMIN_USERNAME")

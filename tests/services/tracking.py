@@ -44,7 +44,7 @@ class TrackingServer:
 def tracking_env(workdir: Path, port: int, **settings: str) -> dict[str, str]:
     return clean_env(
         DRIFTLINE_DATA_DIR=str(workdir), TRACKING_HOST="127.0.0.1", TRACKING_PORT=str(port),
-        TRACKING_WORKERS="2", TRACKING_DB_WAIT_SECONDS="20", **settings,
+        TRACKING_WORKERS="1", TRACKING_DB_WAIT_SECONDS="20", **settings,
     )
 
 
