@@ -10,8 +10,8 @@ import pytest
 
 from tests.services import postgres
 from tests.services.browser import launch_chromium
-from tests.services.seaweedfs import CHECKSUM_ENV, S3Server, start_s3_server
-from tests.services.tracking import TrackingServer, start_tracking
+from tests.services.seaweedfs import S3Server, start_s3_server
+from tests.services.tracking import TrackingServer, configure_team_client, start_tracking
 
 
 @pytest.fixture(scope="session")
@@ -65,15 +65,7 @@ def tracking_server(session_dir: Path, make_database, s3_server: S3Server) -> It
 @pytest.fixture
 def mlflow_client(tracking_server: TrackingServer, monkeypatch: pytest.MonkeyPatch):
     """A client configured like a team member's: the server URL and nothing about S3."""
-    import mlflow
-
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in CHECKSUM_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server.url)
-    mlflow.set_tracking_uri(tracking_server.url)
-    return mlflow.MlflowClient(tracking_uri=tracking_server.url)
+    return configure_team_client(monkeypatch, tracking_server.url)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_ADMIN_PASSWORD = 12
@@ -37,7 +37,7 @@ class TrackingSettings(BaseSettings):
     admin_username: str = Field("admin", validation_alias="MLFLOW_AUTH_ADMIN_USERNAME")
     admin_password: str | None = Field(None, validation_alias="MLFLOW_AUTH_ADMIN_PASSWORD")
     secret_key: str | None = Field(None, validation_alias="MLFLOW_FLASK_SERVER_SECRET_KEY")
-    auth_db_uri: str | None = Field(None, validation_alias=AliasChoices("TRACKING_AUTH_DB_URI"))
+    auth_db_uri: str | None = Field(None, validation_alias="TRACKING_AUTH_DB_URI")
     db_wait_seconds: float = Field(30.0, ge=0, le=600, validation_alias="TRACKING_DB_WAIT_SECONDS")
 
     @property
@@ -119,8 +119,4 @@ def load_settings(environ: dict[str, str] | None = None) -> TrackingSettings:
     return settings
 
 
-_ALIASES = {
-    field.validation_alias if isinstance(field.validation_alias, str)
-    else field.validation_alias.choices[0]  # type: ignore[union-attr]
-    for field in TrackingSettings.model_fields.values()
-}
+_ALIASES = {str(field.validation_alias) for field in TrackingSettings.model_fields.values()}

@@ -367,7 +367,8 @@ def _mark_failed(run_id: str, reason: str, metrics: list[Metric] | None = None) 
         pass
 
 
-def _run_tags(result: CandidateResult, data: TrainingData) -> dict[str, str]:
+def _lineage_tags(result: CandidateResult, data: TrainingData) -> dict[str, str]:
+    """What both the run and the registered version say about where the model came from."""
     return {
         registry.TAG_TARGET: data.target,
         registry.TAG_FEATURES: ",".join(data.features),
@@ -375,6 +376,12 @@ def _run_tags(result: CandidateResult, data: TrainingData) -> dict[str, str]:
         registry.TAG_CODE_VERSION: code_version(),
         registry.TAG_CANDIDATE: result.candidate_id,
         registry.TAG_KIND: result.candidate.kind,
+    }
+
+
+def _run_tags(result: CandidateResult, data: TrainingData) -> dict[str, str]:
+    return {
+        **_lineage_tags(result, data),
         "driftline.data_source": data.source[:500],
         "driftline.registered_model": result.candidate.model_name,
     }
@@ -434,12 +441,7 @@ def _register_group(client: MlflowClient, name: str, group: list[CandidateResult
 
 def _register(client: MlflowClient, result: CandidateResult, data: TrainingData) -> None:
     tags = {
-        registry.TAG_TARGET: data.target,
-        registry.TAG_FEATURES: ",".join(data.features),
-        registry.TAG_FINGERPRINT: data.fingerprint,
-        registry.TAG_CODE_VERSION: code_version(),
-        registry.TAG_CANDIDATE: result.candidate_id,
-        registry.TAG_KIND: result.candidate.kind,
+        **_lineage_tags(result, data),
         registry.TAG_PARAMS: json.dumps(result.candidate.params, sort_keys=True, default=str),
         registry.TAG_HOLDOUT_MSE: repr(result.mse),
     }

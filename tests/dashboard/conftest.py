@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 
 from tests.monitor.conftest import API_TOKEN, settings_for
 from tests.services.receiver import Receiver as HttpReceiver
-from tests.services.seaweedfs import CHECKSUM_ENV
+from tests.services.tracking import configure_team_client
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -112,7 +112,6 @@ def _synthetic_report_row(model: str) -> Any:
 
 @pytest.fixture(scope="session")
 def dashboard(make_database, tracking_server) -> Iterator[Dashboard]:
-    import mlflow
     from mlflow.exceptions import MlflowException
 
     from monitor.app import create_app
@@ -130,13 +129,7 @@ def dashboard(make_database, tracking_server) -> Iterator[Dashboard]:
         "evil": f"<b onmouseover=alert(1)>evil<i>-model-{tag}",
     }
     with pytest.MonkeyPatch.context() as mp:
-        for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
-            mp.delenv(var, raising=False)
-        for var, value in CHECKSUM_ENV.items():
-            mp.setenv(var, value)
-        mp.setenv("MLFLOW_TRACKING_URI", tracking_server.url)
-        mlflow.set_tracking_uri(tracking_server.url)
-        client = mlflow.MlflowClient(tracking_uri=tracking_server.url)
+        client = configure_team_client(mp, tracking_server.url)
         app = create_app(
             settings_for(
                 db_url,

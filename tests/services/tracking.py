@@ -7,7 +7,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from tests.services.process import ManagedProcess, free_port, http_ok
+from tests.services.seaweedfs import CHECKSUM_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 # Variables a developer's shell may carry that would change what the server or its clients do.
@@ -56,3 +59,16 @@ def start_tracking(workdir: Path, settings: dict[str, str], *, bucket: str | Non
                           cwd=REPO)
     server = TrackingServer(f"http://127.0.0.1:{port}", port, env, proc, bucket=bucket, db_url=db_url)
     return server.start(timeout=timeout)
+
+
+def configure_team_client(mp: pytest.MonkeyPatch, tracking_url: str):
+    """Point MLflow's client at the server like a team member's: its URL and nothing about S3."""
+    import mlflow
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
+        mp.delenv(name, raising=False)
+    for name, value in CHECKSUM_ENV.items():
+        mp.setenv(name, value)
+    mp.setenv("MLFLOW_TRACKING_URI", tracking_url)
+    mlflow.set_tracking_uri(tracking_url)
+    return mlflow.MlflowClient(tracking_uri=tracking_url)
