@@ -1,19 +1,30 @@
-# Entry points people remember: up, down, logs, test, lint, bench.
+# Entry points people remember: up, down, restart, logs, status, test, test-containers, lint, bench.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Every transitive dependency pinned with hashes; `make lock` refreshes them from pyproject.toml.
+LOCKS := requirements/dev.lock requirements/build.lock
+UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes
 
-.PHONY: up down logs status test lint bench train promote rollback venv env
+.PHONY: up down restart logs status test test-containers lint bench train promote rollback venv env lock standins
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCKS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -e '.[dev]'
+	@$(PY) -m pip install --quiet --require-hashes $(addprefix -r ,$(LOCKS))
+	@$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# Re-resolve the locks after changing pyproject.toml's pins (needs the package index).
+lock: $(STAMP)
+	@$(UV_COMPILE) pyproject.toml --extra dev -o requirements/dev.lock
+	@$(UV_COMPILE) pyproject.toml -c requirements/dev.lock -o requirements/runtime.lock
+	@$(UV_COMPILE) requirements/build.in -c requirements/dev.lock --no-emit-package packaging \
+		-o requirements/build.lock
+	@echo "make lock: requirements/{dev,runtime,build}.lock refreshed"
 
 env: $(STAMP)
 	@$(PY) -m ops.envfile
@@ -23,6 +34,9 @@ up: $(STAMP)
 
 down: $(STAMP)
 	@$(PY) -m ops.stack down
+
+restart: $(STAMP)
+	@$(PY) -m ops.stack restart
 
 logs: $(STAMP)
 	@$(PY) -m ops.stack logs
@@ -39,8 +53,18 @@ promote: $(STAMP)
 rollback: $(STAMP)
 	@$(PY) -m ops.stack run-trainer -- rollback $(ARGS)
 
+# Local stand-ins for base images when no container registry answers (ops/standins/).
+standins: $(STAMP)
+	@$(PY) -m ops.standins
+
 test: $(STAMP)
+	@$(PY) -m ops.system_packages tests
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+# The real docker-compose.yml and Dockerfile on a Docker engine (started here when none runs).
+test-containers: $(STAMP)
+	@$(PY) -m ops.system_packages containers
+	@$(PY) -m pytest -m containers tests/containers $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .

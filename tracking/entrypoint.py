@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from tracking.proxied_s3 import to_proxied
 from tracking.settings import ConfigError, TrackingSettings, load_settings
 
 EXIT_CONFIG = 2
@@ -141,7 +142,8 @@ def server_command(settings: TrackingSettings) -> list[str]:
     argv = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", settings.backend_store_uri,
-        "--artifacts-destination", settings.artifacts_uri,
+        # Proxy-only S3: clients never get presigned URLs naming an endpoint they cannot reach.
+        "--artifacts-destination", to_proxied(settings.artifacts_uri),
         "--serve-artifacts",
         "--host", settings.host,
         "--port", str(settings.port),

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
-from trainer import scenarios
+import seed_scenarios as scenarios
 from trainer.errors import DataError
 
 # 20 % of 10 rows leaves 2 hold-out rows: the fewest for which r2 means anything.

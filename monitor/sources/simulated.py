@@ -1,4 +1,4 @@
-"""Simulated batches from the seed's scenarios (trainer.scenarios), cycling clean → data drift →
+"""Simulated batches from the seed's scenarios (seed_scenarios), cycling clean → data drift →
 clean → concept drift so a fresh local stack shows drift being found and cleared within minutes.
 
 The batch id is derived from the tick's time slot, so two replicas computing the same tick produce the
@@ -17,7 +17,7 @@ SEED_BASE = 1_000
 
 def slot_batch(slot: int, cycle: Sequence[str], rows: int) -> Batch:
     """The batch for a scheduler time slot: scenario from the cycle, seed from the slot."""
-    from trainer.scenarios import ScenarioParams, make_batch
+    from seed_scenarios import ScenarioParams, make_batch
 
     scenario = cycle[slot % len(cycle)]
     seed = SEED_BASE + slot % 1_000_000_007
@@ -28,7 +28,7 @@ def slot_batch(slot: int, cycle: Sequence[str], rows: int) -> Batch:
 
 def manual_batch(scenario: str, rows: int, seed: int | None) -> Batch:
     """A batch on demand (POST /api/models/<name>/evaluate): its own id, never a slot's."""
-    from trainer.scenarios import SCENARIOS, ScenarioParams, make_batch
+    from seed_scenarios import SCENARIOS, ScenarioParams, make_batch
 
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")

@@ -65,7 +65,7 @@ def _synthetic_report_row(model: str) -> Any:
 
     from monitor.drift import DriftConfig, DriftDetector
     from monitor.models import Evaluation
-    from trainer.scenarios import ScenarioParams, make_batch
+    from seed_scenarios import ScenarioParams, make_batch
 
     ref = make_batch("clean", ScenarioParams(rows=100, seed=42))
     cur = make_batch("data_drift", ScenarioParams(rows=100, seed=9))

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from monitor.drift import DriftConfig, DriftDetector
-from trainer.scenarios import FEATURES, TARGET, ScenarioParams, make_batch
+from seed_scenarios import FEATURES, TARGET, ScenarioParams, make_batch
 
 REFERENCE_ROWS = 80
 

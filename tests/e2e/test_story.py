@@ -14,10 +14,10 @@ import pytest
 import requests
 
 from ops.stack import LocalStack, up_local
+from seed_scenarios import ScenarioParams, make_batch
 from tests.services.alertmanager import Alertmanager, start_alertmanager
 from tests.services.process import free_port
 from tests.services.receiver import Receiver
-from trainer.scenarios import ScenarioParams, make_batch
 
 MODEL = "custom_linear_model"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"

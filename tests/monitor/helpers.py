@@ -10,7 +10,7 @@ import pandas as pd
 from mlflow.models import infer_signature
 from sklearn.linear_model import LinearRegression
 
-from trainer.scenarios import ScenarioParams, make_batch, train_test_split
+from seed_scenarios import ScenarioParams, make_batch, train_test_split
 
 FEATURES = ["x0", "x1"]
 TARGET = "y"

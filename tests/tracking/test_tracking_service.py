@@ -127,3 +127,27 @@ def test_wrong_s3_credentials_are_named(tmp_path, s3_server, make_database):
     returncode, output, _ = run_entrypoint(tmp_path, **env)
     assert returncode == 2, output
     assert "AWS_SECRET_ACCESS_KEY" in output.strip().splitlines()[-1]
+
+
+def test_server_hands_out_no_presigned_s3_urls(tracking_server, mlflow_client, unique_name, tmp_path,
+                                               monkeypatch):
+    """Clients must never need a route to the S3 endpoint the server uses (in compose: minio:9000)."""
+    import mlflow
+    from sklearn.linear_model import LinearRegression
+
+    info = requests.get(f"{tracking_server.url}/api/3.0/mlflow/server-info", timeout=10).json()
+    assert info.get("multipart_downloads_enabled") is False
+    assert info.get("multipart_uploads_enabled") is False
+    # A client whose S3 settings point nowhere still logs and loads: every byte goes through the proxy.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "nobody")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "nothing")
+    name = unique_name("proxied")
+    x = pd.DataFrame({"a": np.arange(10.0)})
+    mlflow.set_experiment(unique_name("exp"))
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(LinearRegression().fit(x, x["a"]), name="model", registered_model_name=name,
+                                 input_example=x.head(2))
+    loaded = mlflow.pyfunc.load_model(f"models:/{name}/1")
+    np.testing.assert_allclose(loaded.predict(x), x["a"], atol=1e-9)
