@@ -39,7 +39,9 @@ RUN --mount=type=secret,id=build_ca,required=false \
             > /tmp/pip-ca.pem && export PIP_CERT=/tmp/pip-ca.pem; \
     fi \
     && pip install --quiet --require-hashes --no-deps -r /tmp/runtime.lock -r /tmp/build.lock \
-    && rm -f /tmp/pip-ca.pem /tmp/runtime.lock /tmp/build.lock
+    && rm -f /tmp/pip-ca.pem /tmp/runtime.lock /tmp/build.lock \
+    # The libraries' own test suites (pandas, scipy, numpy, pyarrow, ...: about 200 MB) never run here.
+    && find /opt/venv/lib/python3.11/site-packages -type d -name tests -prune -exec rm -rf {} +
 
 WORKDIR /opt/driftline
 COPY pyproject.toml README.md ./

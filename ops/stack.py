@@ -266,13 +266,16 @@ def data_dir_from(env: Mapping[str, str]) -> Path:
 
 
 def service_state(stack: LocalStack, name: str) -> tuple[str, int | None]:
-    """`healthy`, `unhealthy` (running but not answering) or `not running`, with the PID."""
+    """`healthy`, `unhealthy` (running but not answering) or `not running`, with the PID.
+
+    Liveness only: a monitor that is alive but not ready because the tracking server is down is
+    healthy here, so healing the tracking server leaves it alone.
+    """
     pid = stack.running_pid(name)
     if pid is None:
         return "not running", None
-    spec = stack.specs[name]
-    urls = [u for u in (spec.health_url, spec.ready_url) if u]
-    return ("healthy" if all(url_ok(u) for u in urls) else "unhealthy"), pid
+    health_url = stack.specs[name].health_url
+    return ("healthy" if health_url is None or url_ok(health_url) else "unhealthy"), pid
 
 
 def up_local(stack: LocalStack) -> int:

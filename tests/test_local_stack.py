@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -35,7 +38,7 @@ def local_stack(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("stack")
     tracking_port, monitor_port = free_port(), free_port()
     env = clean_env(DRIFTLINE_DATA_DIR=str(data_dir), TRACKING_PORT=str(tracking_port),
-                    MONITOR_PORT=str(monitor_port), DRIFTLINE_NO_DOCKER="")
+                    MONITOR_PORT=str(monitor_port), DRIFTLINE_NO_DOCKER="1")
     env.pop("PYTHONPATH")
     started = time.monotonic()
     up = make("up", env)
@@ -76,6 +79,40 @@ def test_second_make_up_says_it_is_already_running(local_stack):
     again = make("up", local_stack["env"], timeout=120)
     assert again.returncode == 0
     assert "already running" in again.stdout
+
+
+def pid_of(local_stack, name: str) -> int:
+    return int((local_stack["data_dir"] / "run" / f"{name}.pid").read_text())
+
+
+def test_make_up_heals_a_dead_tracking_server_and_leaves_the_healthy_monitor_alone(local_stack):
+    env, monitor_pid = local_stack["env"], pid_of(local_stack, "monitor")
+    os.killpg(pid_of(local_stack, "tracking"), signal.SIGKILL)
+    time.sleep(1)
+    status = make("status", env, timeout=60)
+    assert status.returncode != 0
+    assert "tracking: not running" in status.stdout and "monitor: healthy" in status.stdout
+    healed = make("up", env, timeout=300)
+    assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert f"monitor: healthy, left alone (pid {monitor_pid})" in healed.stdout
+    assert pid_of(local_stack, "monitor") == monitor_pid
+    assert requests.get(f"{local_stack['tracking']}/health", timeout=5).text == "OK"
+    assert make("status", env, timeout=60).returncode == 0
+
+
+def test_make_up_restarts_a_service_that_runs_but_does_not_answer(local_stack):
+    env, hung = local_stack["env"], pid_of(local_stack, "tracking")
+    os.killpg(hung, signal.SIGSTOP)
+    try:
+        assert "tracking: unhealthy" in make("status", env, timeout=60).stdout
+        healed = make("up", env, timeout=300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(hung, signal.SIGCONT)
+    assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert "tracking: running but not answering" in healed.stdout
+    assert pid_of(local_stack, "tracking") != hung
+    assert requests.get(f"{local_stack['tracking']}/health", timeout=5).text == "OK"
 
 
 def test_make_down_leaves_no_process_behind(local_stack):
