@@ -65,28 +65,53 @@ def energy_test(
     p = (1 + #{relabellings with statistic >= observed}) / (permutations + 1): never 0 and valid
     (P(p <= u) <= u without drift) for any number of relabellings.
     """
-    n, m = len(reference), len(current)
+    reference = np.asarray(reference, dtype=np.float64)
+    current = np.asarray(current, dtype=np.float64)
+    if reference.ndim != 2 or current.ndim != 2 or reference.shape[1] != current.shape[1]:
+        raise ValueError("the energy test needs two 2-D arrays of rows with the same columns")
+    statistics, p_values = energy_tests(reference[None], current[None], permutations, seed)
+    return float(statistics[0]), float(p_values[0])
+
+
+def energy_tests(
+    references: np.ndarray, currents: np.ndarray, permutations: int = 999, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``energy_test`` of many pairs of samples of the same sizes at once: (R, n, d) and (R, m, d).
+
+    Every pair sees the same relabellings (those of ``batch_rows`` with this seed). Simulations use it
+    to score thousands of batches without a Python loop per relabelling.
+    """
+    r, n, d = references.shape
+    m = currents.shape[1]
     if n < 1 or m < 1:
         raise ValueError("the energy test needs at least one reference row and one batch row")
     if permutations < 1:
         raise ValueError(f"permutations must be at least 1, got {permutations}")
-    pooled = pooled_scaled(reference, current)
     big_n = n + m
-    distances = cdist(pooled, pooled)
-    row_sums = distances.sum(axis=1)
-    total = row_sums.sum()
+    labels = _labels(big_n, m, permutations, seed)
+    observed_labels = np.zeros(big_n)
+    observed_labels[n:] = 1.0
+    observed = np.empty(r)
+    p_values = np.empty(r)
+    chunk = max(1, 4_000_000 // (permutations * big_n))  # bounds the (chunk, B, N) product
+    for start in range(0, r, chunk):
+        stop = min(r, start + chunk)
+        distances = np.stack(
+            [cdist(x, x) for x in map(pooled_scaled, references[start:stop], currents[start:stop])]
+        )
+        row_sums = distances.sum(axis=2)  # (c, N)
+        total = row_sums.sum(axis=1)[:, None]
 
-    def statistics(labels: np.ndarray) -> np.ndarray:
-        # labels: (k, N) 0/1 rows marking the batch; means over the three blocks of D
-        cc = np.einsum("kj,kj->k", labels @ distances, labels)
-        cr = labels @ row_sums - cc
-        rr = total - 2 * (labels @ row_sums) + cc
-        return 2 * cr / (n * m) - cc / (m * m) - rr / (n * n)
+        def statistics(marks: np.ndarray, distances=distances, row_sums=row_sums, total=total) -> np.ndarray:
+            # marks: (k, N) 0/1 rows marking the batch; means over the three blocks of each D
+            cc = np.einsum("ckj,kj->ck", np.matmul(marks, distances), marks)
+            ar = row_sums @ marks.T
+            return 2 * (ar - cc) / (n * m) - cc / (m * m) - (total - 2 * ar + cc) / (n * n)
 
-    observed_labels = np.zeros((1, big_n))
-    observed_labels[0, n:] = 1.0
-    observed = float(statistics(observed_labels)[0])
-    # Relabellings equal to the observed split give the same statistic up to rounding: count them as ties.
-    tolerance = 1e-10 * max(abs(observed), 1e-300) + 1e-14
-    exceed = int(np.count_nonzero(statistics(_labels(big_n, m, permutations, seed)) >= observed - tolerance))
-    return observed, (1 + exceed) / (permutations + 1)
+        obs = statistics(observed_labels[None])[:, 0]
+        # Relabellings equal to the observed split give the same statistic up to rounding: ties count.
+        tolerance = 1e-10 * np.maximum(np.abs(obs), 1e-300) + 1e-14
+        exceed = np.count_nonzero(statistics(labels) >= (obs - tolerance)[:, None], axis=1)
+        observed[start:stop] = obs
+        p_values[start:stop] = (1 + exceed) / (permutations + 1)
+    return observed, p_values
