@@ -12,10 +12,12 @@ from typing import Any, Literal
 Correction = Literal["none", "bonferroni", "holm", "bh"]
 DistanceRule = Literal["auto", "always", "never"]
 AlphaSplit = Literal["by_kind", "none"]
+JointTest = Literal["energy", "none"]
 
 CORRECTIONS: tuple[str, ...] = ("none", "bonferroni", "holm", "bh")
 ALPHA_SPLITS: tuple[str, ...] = ("by_kind", "none")
 DISTANCE_RULES: tuple[str, ...] = ("auto", "always", "never")
+JOINT_TESTS: tuple[str, ...] = ("energy", "none")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,18 @@ class DriftConfig:
         the prediction-drift test on the model's outputs (both join the corrected family).
     mse_ratio_threshold: relative degradation (batch MSE / baseline MSE) reported as degraded.
     max_missing_share_increase, max_out_of_range_share, max_new_category_share: data-quality limits.
+    joint_test: "energy" (default) pools the evidence of every numeric feature of a small batch in one
+        multivariate test (energy distance, permutation p-value) that decides the data-drift verdict; the
+        per-feature tests then name the drifted features by closed testing (a feature counts only when
+        the joint test and its own Holm-adjusted test both reject, so the family-wise error stays at or
+        under the data kind's share of alpha). It runs when reference and batch have at most
+        ``joint_max_rows`` complete rows together, the correction is Holm or Bonferroni with
+        ``alpha_split="by_kind"``, and every data-drift p-value test is on a numeric feature; otherwise
+        the data verdict is the per-feature tests' as before. "none" never runs it.
+    joint_max_rows: pooled rows (reference + batch) up to which the joint test runs; its cost grows
+        with the square of this number (one N x N distance matrix, ``permutations`` relabellings).
+    permutations / permutation_seed: relabellings of the joint test and the seed that draws them (the
+        same seed gives the same report for the same batch).
     n_jobs: threads for scoring large batches (None: one per CPU); batches with fewer than
         ``parallel_min_values`` cells are scored in the calling thread.
     """
@@ -65,6 +79,10 @@ class DriftConfig:
     max_missing_share_increase: float = 0.1
     max_out_of_range_share: float = 0.5
     max_new_category_share: float = 0.0
+    joint_test: JointTest = "energy"
+    joint_max_rows: int = 1000
+    permutations: int = 999
+    permutation_seed: int = 0
     n_jobs: int | None = None
     parallel_min_values: int = 200_000
 
@@ -84,6 +102,14 @@ class DriftConfig:
                 f"unknown distances_decide {self.distances_decide!r}; "
                 f"choose one of {', '.join(DISTANCE_RULES)}"
             )
+        if self.joint_test not in JOINT_TESTS:
+            raise ValueError(
+                f"unknown joint_test {self.joint_test!r}; choose one of {', '.join(JOINT_TESTS)}"
+            )
+        if self.permutations < 1:
+            raise ValueError(f"permutations must be at least 1, got {self.permutations}")
+        if self.joint_max_rows < 0:
+            raise ValueError(f"joint_max_rows must be at least 0, got {self.joint_max_rows}")
         if self.psi_bins < 2:
             raise ValueError(f"psi_bins must be at least 2, got {self.psi_bins}")
         if self.large_sample < 1:

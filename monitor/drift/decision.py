@@ -69,12 +69,28 @@ def untested(test: StatTest, kind: DriftKind, target: str, config: DriftConfig, 
     )
 
 
-def correct(results: Iterable[TestResult], config: DriftConfig) -> int:
+def joint_applies(config: DriftConfig) -> bool:
+    """Whether the configuration lets a joint test decide data drift (closed testing needs FWER control)."""
+    return (
+        config.joint_test != "none"
+        and config.correction in ("holm", "bonferroni")
+        and config.alpha_split == "by_kind"
+    )
+
+
+def correct(results: Iterable[TestResult], config: DriftConfig, joint: TestResult | None = None) -> int:
     """Adjust every p-value of the batch as one family; returns the family size.
 
     With ``alpha_split="by_kind"`` each kind k (data, concept, prediction) with m_k of the m tests is
     corrected on its own at level alpha * m_k / m; reported adjusted p-values are scaled by m / m_k so
     they compare with alpha directly. The levels add up to alpha: family-wise error <= alpha.
+
+    ``joint`` (a data-kind test of "the joint distribution of the inputs is unchanged", which implies
+    every per-feature null) is closed testing within the data kind's level: the joint test decides the
+    data verdict, and a feature test counts only when the joint test and its own Holm step both reject,
+    so its adjusted p-value is max(joint p, Holm-adjusted p). Gating a procedure that already controls
+    the family-wise error only removes rejections, and without any drift the joint test alone is at
+    level alpha_data, so the data kind's family-wise error stays at or under its share.
     """
     family = [r for r in results if r.p_value is not None and r.decides]
     m = len(family)
@@ -85,9 +101,21 @@ def correct(results: Iterable[TestResult], config: DriftConfig) -> int:
     for members in groups.values():
         adjusted = adjust_pvalues([r.p_value for r in members], config.correction)
         scale = m / len(members)
+        gate = joint if joint is not None and split and members[0].kind == "data" else None
+        if gate is not None:
+            assert gate.p_value is not None
+            gate.adjusted_p_value = float(min(1.0, gate.p_value * scale))
+            gate.adjusted_drift = bool(gate.adjusted_p_value < gate.threshold)
         for result, p_adj in zip(members, adjusted, strict=True):
+            if gate is not None:
+                p_adj = max(p_adj, gate.p_value)
             result.adjusted_p_value = float(min(1.0, p_adj * scale))
             result.adjusted_drift = bool(result.adjusted_p_value < result.threshold)
+            if gate is not None and not gate.adjusted_drift:
+                result.adjusted_drift = False
+    if joint is not None and joint.adjusted_p_value is None:
+        joint.decides = False  # no data-kind family to test it in
+        joint.note = "not in the family: no per-feature p-value test decides"
     return m
 
 

@@ -25,10 +25,12 @@ from monitor.drift.profile import (
     NumericProfile,
     ReferenceProfile,
     profile_column,
+    profile_joint,
     profile_numeric,
 )
 from monitor.drift.report import DriftReport, TestResult
 from monitor.drift.stattests import CategoryTable, StatTest, check_names, get_test, run_test
+from monitor.drift.stattests.energy import energy_test
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -87,6 +89,13 @@ class DriftDetector:
             predictions=prediction_profile,
             residuals=residual_profile,
             metadata=dict(metadata or {}),
+            joint=None
+            if self.config.joint_test == "none"
+            else profile_joint(
+                reference,
+                [c for c, p in zip(columns, profiles, strict=True) if isinstance(p, NumericProfile)],
+                self.config.joint_max_rows,
+            ),
         )
         return self
 
@@ -123,11 +132,14 @@ class DriftDetector:
         )
         for name, bins in model_bins.items():
             distributions.setdefault(name, bins)  # a feature named "residuals" keeps its own chart
-        all_results = [r for per in features.values() for r in per.values()]
-        all_results += list(concept_results.values()) + list(prediction_results.values())
-        family_size = decision.correct(all_results, config)
+        feature_results = [r for per in features.values() for r in per.values()]
+        all_results = feature_results + list(concept_results.values()) + list(prediction_results.values())
+        joint = _score_joint(profile, current, by_name, feature_results, config)
+        family_size = decision.correct(all_results, config, joint)
+        joint_results = {} if joint is None else {joint.test: joint}
 
-        data_verdict = decision.verdict("data_drift", [r for per in features.values() for r in per.values()])
+        data_verdict = decision.verdict("data_drift", [*joint_results.values(), *feature_results])
+        data_verdict.features = decision.verdict("data_drift", feature_results).features
         concept_verdict = decision.verdict("concept_drift", concept_results.values())
         prediction_verdict = decision.verdict("prediction_drift", prediction_results.values())
         failed = {name: q["issues"] for name, q in column_quality.items() if q["issues"]}
@@ -164,8 +176,10 @@ class DriftDetector:
                 "family_size": family_size,
                 "distances_decide": config.distances_decide,
                 "large_sample": config.large_sample,
+                "joint_test": None if joint is None else joint.test,
             },
             distributions=distributions,
+            joint=joint_results,
         )
 
     def _fitted_profile(self) -> ReferenceProfile:
@@ -255,6 +269,46 @@ def _distribution(ref: NumericProfile, column: SortedColumn) -> Distribution:
         "reference_counts": ref_counts.tolist(),
         "current_counts": cur_counts.tolist(),
     }
+
+
+def _score_joint(
+    profile: ReferenceProfile,
+    current: pd.DataFrame,
+    by_name: dict[str, Any],
+    feature_results: list[TestResult],
+    config: DriftConfig,
+) -> TestResult | None:
+    """The joint energy test of the numeric inputs, when it applies (see ``DriftConfig.joint_test``).
+
+    It must imply every data-drift null it gates, so it runs only when each deciding data p-value test
+    is on one of its columns (a chi-square on a categorical column, for one, keeps the per-feature path).
+    """
+    joint = profile.joint
+    if joint is None or not decision.joint_applies(config):
+        return None
+    deciding = [r for r in feature_results if r.p_value is not None and r.decides]
+    columns = set(joint.columns)
+    if not deciding or any(r.target not in columns for r in deciding):
+        return None
+    n_ref = joint.values.shape[0]
+    if current.shape[0] + n_ref > config.joint_max_rows:
+        return None  # checked before stacking: a large batch is never copied
+    values = np.column_stack([numeric_array(current[by_name[c]], f"column {c!r}") for c in joint.columns])
+    values = values[np.isfinite(values).all(axis=1)]
+    if values.shape[0] == 0:
+        return None
+    statistic, p_value = energy_test(joint.values, values, config.permutations, config.permutation_seed)
+    threshold = config.threshold("energy", None)
+    return TestResult(
+        test="energy",
+        kind="data",
+        target="inputs",
+        statistic=statistic,
+        p_value=p_value,
+        threshold=threshold,
+        drift=p_value < threshold,
+        note=f"energy distance of {len(joint.columns)} numeric features, {config.permutations} permutations",
+    )
 
 
 def _tests_for(profile: FeatureProfile, config: DriftConfig) -> list[StatTest]:

@@ -167,6 +167,27 @@ class CategoricalProfile:
         )
 
 
+@dataclass
+class JointProfile:
+    """Reference rows of the numeric features, for the joint (multivariate) test of small batches.
+
+    Only rows where every listed column is finite; kept only when the reference is small enough for
+    the permutation test (``DriftConfig.joint_max_rows``), so large profiles stay as small as before.
+    """
+
+    columns: list[str]
+    values: np.ndarray  # (rows, len(columns)) float64
+
+    def header(self) -> dict[str, Any]:
+        return {"columns": list(self.columns)}
+
+    @classmethod
+    def from_parts(cls, header: Mapping[str, Any], values: Any) -> JointProfile:
+        columns = [str(c) for c in header["columns"]]
+        arr = np.asarray(values, dtype=np.float64).reshape(-1, len(columns))
+        return cls(columns=columns, values=arr)
+
+
 FeatureProfile = NumericProfile | CategoricalProfile
 _ARRAY_KEYS = {"numeric": ("sorted_values", "bin_edges", "bin_counts"), "categorical": ("counts",)}
 
@@ -193,6 +214,7 @@ class ReferenceProfile:
     predictions: NumericProfile | None = None
     residuals: NumericProfile | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    joint: JointProfile | None = None
 
     @property
     def baseline_mse(self) -> float | None:
@@ -227,6 +249,8 @@ class ReferenceProfile:
             {"role": role, **part.header(), **{k: v.tolist() for k, v in part.arrays().items()}}
             for role, part in self._parts()
         ]
+        if self.joint is not None:
+            data["joint"] = {**self.joint.header(), "values": self.joint.values.tolist()}
         return data
 
     @classmethod
@@ -248,6 +272,9 @@ class ReferenceProfile:
             predictions=baselines.get("predictions"),
             residuals=baselines.get("residuals"),
             metadata=dict(data.get("metadata") or {}),
+            joint=JointProfile.from_parts(data["joint"], data["joint"]["values"])
+            if data.get("joint")
+            else None,
         )
 
     def to_bytes(self) -> bytes:
@@ -259,6 +286,9 @@ class ReferenceProfile:
             header["parts"].append({"role": role, **part.header()})
             for key, arr in part.arrays().items():
                 arrays[f"p{i}.{key}"] = arr
+        if self.joint is not None:
+            header["joint"] = self.joint.header()
+            arrays["joint.values"] = self.joint.values
         arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
@@ -273,6 +303,8 @@ class ReferenceProfile:
             for i, item in enumerate(header["parts"]):
                 arrays = {key: archive[f"p{i}.{key}"] for key in _ARRAY_KEYS[item["kind"]]}
                 parts.append({**item, **arrays})
+            if header.get("joint"):
+                header["joint"]["values"] = archive["joint.values"]
         return cls.from_dict({**header, "parts": parts})
 
 
@@ -284,6 +316,17 @@ def _check_header(data: Mapping[str, Any]) -> None:
             f"profile format version {data.get('version')} is newer than this engine ({FORMAT_VERSION}); "
             "upgrade driftline or rebuild the profile"
         )
+
+
+def profile_joint(reference: pd.DataFrame, columns: list[str], max_rows: int) -> JointProfile | None:
+    """Complete rows of at least two numeric columns, or None when there are fewer or too many rows."""
+    if len(columns) < 2 or reference.shape[0] >= max_rows:
+        return None  # checked before stacking: a large reference is never copied
+    values = np.column_stack([numeric_array(reference[c], f"column {c!r}") for c in columns])
+    values = values[np.isfinite(values).all(axis=1)]
+    if values.shape[0] < 2:
+        return None
+    return JointProfile(columns=[str(c) for c in columns], values=np.ascontiguousarray(values))
 
 
 def profile_numeric(name: str, values: np.ndarray, bins: int, dtype: str = "float64") -> NumericProfile:

@@ -74,6 +74,8 @@ class DriftReport:
     # per numeric feature, and "predictions" / "residuals" when given: {"edges": [...] (len(counts) + 1
     # floats), "reference_counts": [...], "current_counts": [...]} over the profile's PSI bins, for charts
     distributions: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    # the joint test of all numeric inputs ({"energy": ...}, target "inputs") when it ran (small batches)
+    joint: dict[str, TestResult] = field(default_factory=dict)
 
     @property
     def alert(self) -> bool:
@@ -82,6 +84,7 @@ class DriftReport:
 
     def all_tests(self) -> list[TestResult]:
         tests = [r for per_test in self.features.values() for r in per_test.values()]
+        tests += list(self.joint.values())
         return tests + list(self.concept.values()) + list(self.prediction.values())
 
     def summary(self) -> str:
@@ -121,6 +124,7 @@ class DriftReport:
                 name: {key: list(values) for key, values in bins.items()}
                 for name, bins in (data.get("distributions") or {}).items()
             },
+            joint=results(data.get("joint") or {}),
         )
 
 
