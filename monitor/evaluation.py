@@ -40,6 +40,10 @@ class DatabaseUnavailable(Exception):
     """The monitor's database cannot be reached: nothing could be recorded; retry later."""
 
 
+class BatchConflict(Exception):
+    """The batch id was evaluated already with other rows (content digests differ): nothing stored."""
+
+
 @dataclass
 class Outcome:
     evaluation_id: int | None
@@ -66,7 +70,7 @@ class EvaluationService:
         started = utcnow()
         clock = time.perf_counter()
         try:
-            existing = self._existing(model_name, batch.batch_id)
+            existing = self._existing(model_name, batch.batch_id, batch.digest)
         except (OperationalError, SAInterfaceError) as exc:
             raise DatabaseUnavailable(f"monitor database unavailable: {_first_line(exc)}") from exc
         if existing is not None:
@@ -74,7 +78,7 @@ class EvaluationService:
 
         row = Evaluation(model_name=model_name, model_version=version or "unknown", alias=alias,
                          batch_id=batch.batch_id, source=batch.source, scenario=batch.scenario,
-                         drifted_features=[], report={}, started_at=started,
+                         drifted_features=[], report={}, started_at=started, batch_digest=batch.digest,
                          n_rows=int(len(batch.frame)) if batch.frame is not None else None)
         features: list[FeatureResult] = []
         transient = False
@@ -117,6 +121,10 @@ class EvaluationService:
         row.duration_seconds = time.perf_counter() - clock
         try:
             outcome = self._store(row, features, batch)
+        except BatchConflict:
+            if run_id:
+                self.registry.delete_run(run_id)
+            raise
         except (OperationalError, SAInterfaceError) as exc:
             if run_id:
                 self.registry.delete_run(run_id)
@@ -167,13 +175,15 @@ class EvaluationService:
                 "prediction_mean": float(np.mean(predictions)) if predictions.size else None,
                 "report": report.to_dict()}
 
-    def _existing(self, model_name: str, batch_id: str) -> Outcome | None:
-        """A finished (ok/rejected) evaluation of this batch; failed ones are retried."""
+    def _existing(self, model_name: str, batch_id: str, digest: str | None) -> Outcome | None:
+        """A finished (ok/rejected) evaluation of this batch; failed ones are retried.
+
+        Raises ``BatchConflict`` when both sides have a digest and they differ."""
         with self.sessions() as session:
             row = session.scalar(_by_batch(model_name, batch_id))
             if row is None or row.status == "failed":
                 return None
-            return Outcome(row.id, row.status, row.full(), duplicate=True)
+            return _duplicate_of(row, digest)
 
     def _store(self, row: Evaluation, features: list[FeatureResult], batch: Batch) -> Outcome:
         """Insert (or replace a failed attempt), run listeners, commit — all in one transaction."""
@@ -181,13 +191,14 @@ class EvaluationService:
             with self.sessions() as session, session.begin():
                 previous = session.scalar(_by_batch(row.model_name, row.batch_id).with_for_update())
                 if previous is not None and previous.status != "failed":
-                    return Outcome(previous.id, previous.status, previous.full(), duplicate=True)
+                    return _duplicate_of(previous, row.batch_digest)
                 if previous is not None:
                     target = previous  # a retry of a failed batch replaces the failure in place
                     for name in ("model_version", "alias", "source", "scenario", "status", "error",
                                  "data_drift", "concept_drift", "prediction_drift", "drifted_features",
                                  "n_rows", "mse", "mae", "baseline_mse", "baseline_mae", "report",
-                                 "mlflow_run_id", "started_at", "finished_at", "duration_seconds"):
+                                 "mlflow_run_id", "started_at", "finished_at", "duration_seconds",
+                                 "batch_digest"):
                         setattr(target, name, getattr(row, name))
                     target.features.clear()
                 else:
@@ -205,7 +216,7 @@ class EvaluationService:
                 return Outcome(target.id, target.status, target.full())
         except IntegrityError:
             # Another worker or replica committed this batch between our check and our insert.
-            existing = self._existing(row.model_name, row.batch_id)
+            existing = self._existing(row.model_name, row.batch_id, row.batch_digest)
             if existing is None:
                 raise
             return existing
@@ -215,6 +226,15 @@ class EvaluationService:
         with self.sessions() as session:
             row = session.get(Evaluation, evaluation_id, options=[selectinload(Evaluation.features)])
             return row.full() if row is not None else None
+
+
+def _duplicate_of(row: Evaluation, digest: str | None) -> Outcome:
+    if digest and row.batch_digest and digest != row.batch_digest:
+        raise BatchConflict(
+            f"batch id {row.batch_id!r} of {row.model_name} was evaluated already (evaluation {row.id}) "
+            f"with other rows (digest {row.batch_digest[:12]}…, this push {digest[:12]}…): send new rows "
+            "under a new X-Batch-Id, or the same rows to get the stored verdict")
+    return Outcome(row.id, row.status, row.full(), duplicate=True)
 
 
 def _by_batch(model_name: str, batch_id: str) -> sa.Select:

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from monitor.db import Base, utcnow
 
 TZ = sa.DateTime(timezone=True)
+# Ids are 32-bit integers in the schema: a bigger id in a URL is simply not found (never a DB error).
+MAX_ROW_ID = 2**31 - 1
 
 
 class Evaluation(Base):
@@ -51,6 +53,8 @@ class Evaluation(Base):
     finished_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
     # Beyond the contract: kept so /metrics can build the duration histogram in SQL.
     duration_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    # sha256 of the batch's rows (monitor/sources/digest.py); a re-push with other rows is a conflict.
+    batch_digest: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
 
     features: Mapped[list[FeatureResult]] = relationship(
         back_populates="evaluation", cascade="all, delete-orphan", order_by="FeatureResult.id")

@@ -51,6 +51,10 @@ class MonitorSettings(BaseSettings):
     source: Literal["simulated", "s3", "push"] | None = Field(None, validation_alias="MONITOR_SOURCE")
     champion_alias: str = Field("champion", min_length=1, validation_alias="MONITOR_CHAMPION_ALIAS")
     max_batch_bytes: int = Field(10 * 1024 * 1024, ge=1024, validation_alias="MONITOR_MAX_BATCH_BYTES")
+    # Pushed batches are refused (413) past these, checked before rows are decoded (sources/push.py).
+    max_batch_rows: int = Field(2_000_000, ge=1, validation_alias="MONITOR_MAX_BATCH_ROWS")
+    max_batch_columns: int = Field(1_000, ge=1, validation_alias="MONITOR_MAX_BATCH_COLUMNS")
+    max_batch_cells: int = Field(25_000_000, ge=1, validation_alias="MONITOR_MAX_BATCH_CELLS")
     # Added by the monitor (not in the original table): retry cap, simulated batch size, default inbox.
     retry_max_seconds: float = Field(300.0, gt=0, validation_alias="MONITOR_RETRY_MAX_SECONDS")
     simulated_rows: int = Field(100, ge=1, le=10_000_000, validation_alias="MONITOR_SIMULATED_ROWS")

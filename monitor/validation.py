@@ -60,12 +60,17 @@ def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
                                             or pd.api.types.is_string_dtype(column)):
                 bad_types[name] = f"expected {kind}, got {column.dtype}"
                 continue
-            values = pd.to_numeric(column, errors="coerce")
-            unparsable = int(values.isna().sum() - column.isna().sum())
+            try:
+                values = pd.to_numeric(column, errors="coerce")
+                unparsable = int(values.isna().sum() - column.isna().sum())
+                array = values.to_numpy(dtype=float)
+            except (TypeError, ValueError, OverflowError):
+                # Nested lists/objects or numbers beyond float range: the sender's to fix, not a crash.
+                bad_types[name] = f"expected {kind}, some values are not plain numbers"
+                continue
             if unparsable > 0:
                 bad_types[name] = f"expected {kind}, {unparsable} value(s) are not numbers"
                 continue
-            array = values.to_numpy(dtype=float)
             count = int((~np.isfinite(array)).sum())
             if count:
                 non_finite[name] = count
