@@ -24,6 +24,7 @@ from monitor.metrics import make_registry
 from monitor.reference import ProfileStore
 from monitor.registry import Registry
 from monitor.scheduler import MonitorScheduler
+from monitor.security import install_security_headers
 from monitor.settings import MonitorConfig, MonitorSettings, load_config_file, load_settings
 from monitor.sources.s3_inbox import S3Inbox
 
@@ -83,6 +84,7 @@ def create_app(settings: MonitorSettings | None = None) -> Flask:
     if dashboard_bp is not None:
         app.register_blueprint(dashboard_bp)
     _register_error_handlers(app)
+    install_security_headers(app)
 
     # --- alerts (monitor/alerts, built by the alerts engineer) ------------------------------------
     # install(app, service, scheduler) appends its listener to service.listeners and its delivery
