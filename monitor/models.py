@@ -101,6 +101,31 @@ class FeatureResult(Base):
                 "threshold": self.threshold, "drift": self.drift}
 
 
+class MonitoringRun(Base):
+    """The MLflow run of one ok evaluation, written in the evaluation's transaction and logged after
+    the response by ``monitor.monitoring_runs`` (an outbox: nothing lost across restarts).
+
+    ``run_key`` is a tag on the MLflow run: a run created before a crash is found by it and reused,
+    so an evaluation never gets two runs."""
+
+    __tablename__ = "monitoring_runs"
+    __table_args__ = (sa.Index("ix_monitoring_runs_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    evaluation_id: Mapped[int] = mapped_column(sa.Integer, unique=True)
+    run_key: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    payload: Mapped[dict] = mapped_column(sa.JSON)  # experiment tags, metrics, evaluation.json
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending | done
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    run_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+
+
 class StoredProfile(Base):
     """A fitted reference profile, so a restart does not re-download and re-fit reference data."""
 
