@@ -123,6 +123,10 @@ def _run_revision(label: str, code: Path, db_url: str, tracking_url: str, work: 
             figures.update(run=label, clients=clients, rows=rows)
             out.append(figures)
             print(json.dumps(figures), flush=True)
+        drained = _drain_outbox(url)
+        if drained is not None:
+            out.append({"run": label, "outbox_drain_seconds": drained})
+            print(json.dumps(out[-1]), flush=True)
         if big is not None:
             figures = _big_push(url, big, proc.proc.pid)
             figures.update(run=label)
@@ -184,6 +188,25 @@ def _load(url: str, model: str, body: bytes, *, clients: int, pushes: int) -> di
             "pushes_per_s": round(len(latencies) / wall, 1),
             "healthz_p50_ms": round(1000 * statistics.median(health), 1) if health else None,
             "healthz_max_ms": round(1000 * max(health), 1) if health else None}
+
+
+def _drain_outbox(url: str, timeout: float = 600.0) -> float | None:
+    """Seconds until the MLflow run outbox is empty after the loads (None: no outbox, runs were
+    logged in the requests)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        conn = http.client.HTTPConnection(url, timeout=30)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        name = "driftline_monitoring_runs_backlog "
+        backlog = [line for line in text.splitlines() if line.startswith(name)]
+        if not backlog:
+            return None
+        if float(backlog[0].split()[1]) == 0:
+            return round(time.perf_counter() - started, 1)
+        time.sleep(0.5)
+    return None
 
 
 def _big_push(url: str, model: str, master_pid: int) -> dict:
@@ -317,7 +340,10 @@ def _print(results: list[dict]) -> None:
         print(f"{r['run']:<18}{r['clients']:>8}{r['rows']:>8}{r['pushes']:>8}{r['p50_ms']:>9}{r['p99_ms']:>9}"
               f"{r['pushes_per_s']:>8}{health:>20}  {r['statuses']}")
     for r in results:
-        if "clients" not in r:
+        if "outbox_drain_seconds" in r:
+            print(f"{r['run']:<18} MLflow run outbox empty {r['outbox_drain_seconds']} s after the loads")
+    for r in results:
+        if "body_mb" in r:
             print(f"{r['run']:<18} 1,000,000 x 20 Parquet ({r['body_mb']} MB): status {r['status']}, "
                   f"{r['seconds']} s, peak +{r['peak_extra_mb']} MB = {r['peak_x_decoded']}x the decoded "
                   f"batch ({r['decoded_mb']} MB)")

@@ -46,7 +46,7 @@ def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
     if problems:
         return ValidationResult(None, problems, {**details, "missing": missing, "unexpected": extra})
 
-    clean = pd.DataFrame(index=frame.index)
+    clean: dict[str, Any] = {}
     types = {c.name: c.type for c in model.inputs}
     types[model.target] = "double"
     bad_types: dict[str, str] = {}
@@ -76,7 +76,7 @@ def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
                 non_finite[name] = count
             clean[name] = array
         else:
-            clean[name] = column
+            clean[name] = column.reset_index(drop=True)
     if bad_types:
         problems.append(f"wrong type in column(s) {bad_types}")
     if non_finite:
@@ -84,4 +84,5 @@ def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
     details.update(wrong_types=bad_types, non_finite=non_finite)
     if problems:
         return ValidationResult(None, problems, details)
-    return ValidationResult(clean.reset_index(drop=True), [], details)
+    # float64 columns are passed through without a copy (a 1M x 20 batch is 160 MB per copy).
+    return ValidationResult(pd.DataFrame(clean, copy=False), [], details)
