@@ -15,12 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from monitor.evaluation import DatabaseUnavailable, Outcome
-from monitor.models import Evaluation
+from monitor.evaluation import BatchConflict, DatabaseUnavailable, Outcome
+from monitor.models import MAX_ROW_ID, Evaluation
 from monitor.openapi import openapi_document
 from monitor.registry import ModelNotFound, TrackingUnavailable
 from monitor.sources import Batch
-from monitor.sources.push import BadBatch, parse_batch
+from monitor.sources.digest import rows_digest
+from monitor.sources.push import BadBatch, BatchLimits, parse_batch, read_body
 from monitor.sources.simulated import manual_batch
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -141,7 +142,7 @@ def list_evaluations(name: str) -> Response:
 
 @bp.get("/evaluations/<int:evaluation_id>")
 def get_evaluation(evaluation_id: int) -> Response:
-    found = _monitor().service.get(evaluation_id)
+    found = _monitor().service.get(evaluation_id) if evaluation_id <= MAX_ROW_ID else None
     if found is None:
         raise ApiError(404, f"evaluation {evaluation_id} not found",
                        "list a model's evaluations at /api/models/<name>/evaluations")
@@ -154,14 +155,16 @@ def get_evaluation(evaluation_id: int) -> Response:
 @require_token
 def push_batch(name: str) -> tuple[Response, int]:
     """Evaluate a pushed batch now. Body: JSON records, CSV or Parquet with the inputs and the target."""
+    limits = BatchLimits.from_settings(_monitor().settings)
     try:
-        frame = parse_batch(request.get_data(cache=False), request.content_type)
+        frame = parse_batch(read_body(request.environ, limits), request.content_type, limits)
     except BadBatch as exc:
-        raise ApiError(exc.status, str(exc), {"accepted_content_types": list_content_types()}) from None
+        raise ApiError(exc.status, str(exc),
+                       {**exc.detail, "accepted_content_types": list_content_types()}) from None
     batch_id = request.headers.get("X-Batch-Id") or request.args.get("batch_id") or f"push-{uuid.uuid4().hex}"
     if len(batch_id) > 255:
         raise ApiError(400, "batch id too long", "use at most 255 characters in X-Batch-Id")
-    return _run(name, Batch(batch_id=batch_id, source="push", frame=frame))
+    return _run(name, Batch(batch_id=batch_id, source="push", frame=frame, digest=rows_digest(frame)))
 
 
 @bp.post("/models/<name>/evaluate")
@@ -196,11 +199,16 @@ def _run(name: str, batch: Batch, version: str | None = None) -> tuple[Response,
         raise ApiError(503, str(exc), "the monitor database is down; retry later") from None
     except ModelNotFound as exc:
         raise ApiError(404, str(exc), "register the model and set its champion alias first") from None
+    except BatchConflict as exc:
+        raise ApiError(409, str(exc), {"batch_id": batch.batch_id}) from None
     result = outcome.result
     if outcome.status == "rejected":
         return error_response(422, result.get("error") or "batch rejected", result)
     if outcome.status == "failed":
-        return error_response(503, result.get("error") or "evaluation failed", result)
+        # Only a dependency that did not answer (tracking server, S3) is worth a retry (503); anything
+        # else failing inside the monitor is our bug (500). Sender mistakes never get here: 4xx above.
+        return error_response(503 if outcome.transient else 500,
+                              result.get("error") or "evaluation failed", result)
     return jsonify(result), (200 if outcome.duplicate else 201)
 
 

@@ -21,9 +21,11 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from monitor.db import make_engine, make_session_factory
 from monitor.evaluation import EvaluationService
 from monitor.metrics import make_registry
+from monitor.monitoring_runs import SWEEP_SECONDS, RunLogger
 from monitor.reference import ProfileStore
 from monitor.registry import Registry
 from monitor.scheduler import MonitorScheduler
+from monitor.security import install_security_headers
 from monitor.settings import MonitorConfig, MonitorSettings, load_config_file, load_settings
 from monitor.sources.s3_inbox import S3Inbox
 
@@ -46,6 +48,8 @@ class Monitor:
 
     def close(self) -> None:
         self.scheduler.shutdown()
+        if self.service.runs is not None:
+            self.service.runs.drain()
         self.engine.dispose()
 
 
@@ -58,8 +62,9 @@ def create_app(settings: MonitorSettings | None = None) -> Flask:
     sessions = make_session_factory(engine)
     registry = Registry(settings.tracking_uri, settings.champion_alias)
     profiles = ProfileStore(registry, sessions)
+    runs = RunLogger(sessions, registry)
     service = EvaluationService(settings=settings, config=config, sessions=sessions, registry=registry,
-                                profiles=profiles, listeners=[])
+                                profiles=profiles, listeners=[], runs=runs)
     inbox = S3Inbox(settings, sessions)
     scheduler = MonitorScheduler(service, inbox)
     monitor = Monitor(settings, config, engine, sessions, registry, service, scheduler, inbox,
@@ -83,6 +88,7 @@ def create_app(settings: MonitorSettings | None = None) -> Flask:
     if dashboard_bp is not None:
         app.register_blueprint(dashboard_bp)
     _register_error_handlers(app)
+    install_security_headers(app)
 
     # --- alerts (monitor/alerts, built by the alerts engineer) ------------------------------------
     # install(app, service, scheduler) appends its listener to service.listeners and its delivery
@@ -95,6 +101,11 @@ def create_app(settings: MonitorSettings | None = None) -> Flask:
         alerts.install(app, service, scheduler)
     # ------------------------------------------------------------------------------------------------
 
+    # The leader sweeps the run outbox (retries, rows of dead processes); this process takes what
+    # is due now, e.g. runs queued before a restart.
+    scheduler.add_job(runs.sweep, "interval", seconds=SWEEP_SECONDS, id="monitoring-runs",
+                      replace_existing=True, max_instances=1, coalesce=True)
+    runs.wake()
     if settings.scheduler:
         scheduler.start()
         atexit.register(scheduler.shutdown)

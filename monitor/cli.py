@@ -46,13 +46,33 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         upgrade(settings.database_url)
+        _release_run_leases(settings)
         return _exec_gunicorn(settings)
     return _evaluate_once(settings, args)
+
+
+def _release_run_leases(settings) -> None:  # noqa: ANN001 - MonitorSettings
+    """On SQLite (one host) no worker runs yet: leases left by a killed server are stale."""
+    if not settings.database_url.startswith("sqlite"):
+        return
+    from monitor.db import make_engine, make_session_factory
+    from monitor.monitoring_runs import release_leases
+
+    engine = make_engine(settings.database_url)
+    try:
+        release_leases(make_session_factory(engine))
+    finally:
+        engine.dispose()
 
 
 def _exec_gunicorn(settings) -> int:  # noqa: ANN001 - MonitorSettings
     argv = [sys.executable, "-m", "gunicorn", "monitor.wsgi:app",
             "--bind", f"{settings.host}:{settings.port}", "--workers", str(settings.workers),
+            # Threads, not sync workers: a push spends part of its time waiting (database commit,
+            # alias lookup), which other threads use; /healthz is answered by a free thread instead
+            # of queueing behind pushes; one process per core keeps memory (models, profiles) at
+            # one copy per core. Pure CPU work (drift scoring in numpy) releases the GIL.
+            "--worker-class", "gthread", "--threads", str(settings.threads),
             # A push evaluates synchronously; a cold model load can take several seconds.
             "--timeout", "120", "--graceful-timeout", "20", "--access-logfile", "-"]
     sys.stdout.flush()
@@ -80,6 +100,8 @@ def _evaluate_once(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
             outcomes = [monitor.service.evaluate(args.model, batch, version=args.version)]
         else:
             outcomes = monitor.scheduler._evaluate_model(args.model, monitor.scheduler.current_slot())
+        monitor.service.runs.drain()
+        monitor.service.runs.log_due()  # a one-shot logs its MLflow run before it exits
     except (ModelNotFound, DatabaseUnavailable) as exc:
         print(f"monitor: {exc}", file=sys.stderr)
         return 1

@@ -1,5 +1,5 @@
 """One evaluation: resolve the champion, load it, validate the batch, score drift, predict, and store
-the result (database row + per-feature rows + MLflow run) exactly once per (model, batch id).
+the result (database row + per-feature rows + a queued MLflow run) exactly once per (model, batch id).
 
 Listeners (``listeners``) run after the evaluation row is flushed and inside the same transaction,
 so whatever they write (the alerts outbox) commits atomically with the evaluation.
@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from monitor.db import utcnow
 from monitor.models import Evaluation, FeatureResult, ProcessedObject
+from monitor.monitoring_runs import RunLogger
+from monitor.monitoring_runs import enqueue as enqueue_run
 from monitor.reference import ProfileStore
 from monitor.registry import LoadedModel, ModelNotFound, Registry, TrackingUnavailable
 from monitor.settings import MonitorConfig, MonitorSettings
@@ -34,10 +36,15 @@ log = logging.getLogger(__name__)
 
 Listener = Callable[[Session, Evaluation], None]
 _METRIC_NAME = re.compile(r"[^A-Za-z0-9_\-. /]")
+STORE_ATTEMPTS = 3
 
 
 class DatabaseUnavailable(Exception):
     """The monitor's database cannot be reached: nothing could be recorded; retry later."""
+
+
+class BatchConflict(Exception):
+    """The batch id was evaluated already with other rows (content digests differ): nothing stored."""
 
 
 @dataclass
@@ -57,6 +64,7 @@ class EvaluationService:
     registry: Registry
     profiles: ProfileStore
     listeners: list[Listener] = field(default_factory=list)
+    runs: RunLogger | None = None  # logs the MLflow runs queued by evaluations, after the response
 
     # --- entry point -------------------------------------------------------------------------------
     def evaluate(self, model_name: str, batch: Batch, *, alias: str | None = None,
@@ -66,7 +74,7 @@ class EvaluationService:
         started = utcnow()
         clock = time.perf_counter()
         try:
-            existing = self._existing(model_name, batch.batch_id)
+            existing = self._existing(model_name, batch.batch_id, batch.digest)
         except (OperationalError, SAInterfaceError) as exc:
             raise DatabaseUnavailable(f"monitor database unavailable: {_first_line(exc)}") from exc
         if existing is not None:
@@ -74,13 +82,14 @@ class EvaluationService:
 
         row = Evaluation(model_name=model_name, model_version=version or "unknown", alias=alias,
                          batch_id=batch.batch_id, source=batch.source, scenario=batch.scenario,
-                         drifted_features=[], report={}, started_at=started,
+                         drifted_features=[], report={}, started_at=started, batch_digest=batch.digest,
                          n_rows=int(len(batch.frame)) if batch.frame is not None else None)
         features: list[FeatureResult] = []
         transient = False
-        run_id: str | None = None
+        run_payload: dict[str, Any] | None = None
         try:
-            version = version or self.registry.resolve(model_name, alias)
+            max_age = self.settings.push_alias_max_age_seconds if batch.source == "push" else 0.0
+            version = version or self.registry.resolve(model_name, alias, max_age=max_age)
             row.model_version = version
             model = self.registry.load(model_name, version)
             checked = validate_batch(batch.frame, model)
@@ -92,14 +101,13 @@ class EvaluationService:
                 report, predictions = self._score(model, checked.frame)
                 self._fill_ok(row, report)
                 features = _feature_rows(report)
-                row.finished_at = utcnow()
-                row.duration_seconds = time.perf_counter() - clock
-                run_id = self.registry.log_evaluation(
-                    model=model_name, version=version, batch_id=batch.batch_id,
-                    metrics=_mlflow_metrics(row, report), result=self._result(row, report, predictions),
-                    tags={"driftline.source": batch.source, "driftline.scenario": batch.scenario or "",
-                          "driftline.status": "ok"})
-                row.mlflow_run_id = run_id
+                # The MLflow run is logged after the response (monitor/monitoring_runs.py): queued
+                # in the evaluation's transaction, so it is never lost and never doubled.
+                run_payload = {
+                    "model": model_name, "version": version, "batch_id": batch.batch_id,
+                    "metrics": _mlflow_metrics(row, report), "result": self._result(row, report, predictions),
+                    "tags": {"driftline.source": batch.source, "driftline.scenario": batch.scenario or "",
+                             "driftline.status": "ok"}}
         except ModelNotFound:
             raise  # nothing to evaluate against: the caller answers 404 / logs, no row for a phantom model
         except TrackingUnavailable as exc:
@@ -116,13 +124,11 @@ class EvaluationService:
         row.finished_at = utcnow()
         row.duration_seconds = time.perf_counter() - clock
         try:
-            outcome = self._store(row, features, batch)
+            outcome = self._store(row, features, batch, run_payload)
         except (OperationalError, SAInterfaceError) as exc:
-            if run_id:
-                self.registry.delete_run(run_id)
             raise DatabaseUnavailable(f"monitor database unavailable: {_first_line(exc)}") from exc
-        if outcome.duplicate and run_id:
-            self.registry.delete_run(run_id)  # lost the race to another process: keep one run only
+        if run_payload is not None and not outcome.duplicate and self.runs is not None:
+            self.runs.wake()
         outcome.transient = transient
         return outcome
 
@@ -167,54 +173,91 @@ class EvaluationService:
                 "prediction_mean": float(np.mean(predictions)) if predictions.size else None,
                 "report": report.to_dict()}
 
-    def _existing(self, model_name: str, batch_id: str) -> Outcome | None:
-        """A finished (ok/rejected) evaluation of this batch; failed ones are retried."""
+    def _existing(self, model_name: str, batch_id: str, digest: str | None) -> Outcome | None:
+        """A finished (ok/rejected) evaluation of this batch; failed ones are retried.
+
+        Raises ``BatchConflict`` when both sides have a digest and they differ."""
         with self.sessions() as session:
             row = session.scalar(_by_batch(model_name, batch_id))
             if row is None or row.status == "failed":
                 return None
-            return Outcome(row.id, row.status, row.full(), duplicate=True)
+            return _duplicate_of(row, digest)
 
-    def _store(self, row: Evaluation, features: list[FeatureResult], batch: Batch) -> Outcome:
-        """Insert (or replace a failed attempt), run listeners, commit — all in one transaction."""
-        try:
-            with self.sessions() as session, session.begin():
-                previous = session.scalar(_by_batch(row.model_name, row.batch_id).with_for_update())
-                if previous is not None and previous.status != "failed":
-                    return Outcome(previous.id, previous.status, previous.full(), duplicate=True)
-                if previous is not None:
-                    target = previous  # a retry of a failed batch replaces the failure in place
-                    for name in ("model_version", "alias", "source", "scenario", "status", "error",
-                                 "data_drift", "concept_drift", "prediction_drift", "drifted_features",
-                                 "n_rows", "mse", "mae", "baseline_mse", "baseline_mae", "report",
-                                 "mlflow_run_id", "started_at", "finished_at", "duration_seconds"):
-                        setattr(target, name, getattr(row, name))
-                    target.features.clear()
-                else:
-                    target = row
-                    session.add(target)
-                target.features.extend(features)
-                session.flush()
-                processed = batch.meta.get("processed_object")
-                if processed and target.status != "failed":
-                    # The inbox file counts as done only with a finished evaluation, in the same commit.
-                    session.add(ProcessedObject(evaluation_id=target.id, **processed))
-                for listener in self.listeners:
-                    listener(session, target)
-                session.flush()
-                return Outcome(target.id, target.status, target.full())
-        except IntegrityError:
-            # Another worker or replica committed this batch between our check and our insert.
-            existing = self._existing(row.model_name, row.batch_id)
-            if existing is None:
-                raise
-            return existing
+    def _store(self, row: Evaluation, features: list[FeatureResult], batch: Batch,
+               run_payload: dict[str, Any] | None = None) -> Outcome:
+        """Insert (or replace a failed attempt), run listeners, commit — all in one transaction.
+
+        A unique key may be taken by a concurrent transaction: this batch (another worker stored it:
+        return that) or a row a listener writes (two first evaluations of one model both create its
+        alert row): then the transaction runs again, on fresh copies, and sees the other's row."""
+        for attempt in range(STORE_ATTEMPTS):
+            try:
+                return self._store_once(_copy_evaluation(row), [_copy_feature(f) for f in features], batch,
+                                        run_payload)
+            except IntegrityError:
+                existing = self._existing(row.model_name, row.batch_id, row.batch_digest)
+                if existing is not None:
+                    return existing
+                if attempt == STORE_ATTEMPTS - 1:
+                    raise
+                log.info("store of %s batch %s met a concurrent insert; retrying", row.model_name,
+                         row.batch_id)
+        raise AssertionError("not reached")
+
+    def _store_once(self, row: Evaluation, features: list[FeatureResult], batch: Batch,
+                    run_payload: dict[str, Any] | None) -> Outcome:
+        with self.sessions() as session, session.begin():
+            previous = session.scalar(_by_batch(row.model_name, row.batch_id).with_for_update())
+            if previous is not None and previous.status != "failed":
+                return _duplicate_of(previous, row.batch_digest)
+            if previous is not None:
+                target = previous  # a retry of a failed batch replaces the failure in place
+                for name in ("model_version", "alias", "source", "scenario", "status", "error",
+                             "data_drift", "concept_drift", "prediction_drift", "drifted_features",
+                             "n_rows", "mse", "mae", "baseline_mse", "baseline_mae", "report",
+                             "mlflow_run_id", "started_at", "finished_at", "duration_seconds",
+                             "batch_digest"):
+                    setattr(target, name, getattr(row, name))
+                target.features.clear()
+            else:
+                target = row
+                session.add(target)
+            target.features.extend(features)
+            session.flush()
+            processed = batch.meta.get("processed_object")
+            if processed and target.status != "failed":
+                # The inbox file counts as done only with a finished evaluation, in the same commit.
+                session.add(ProcessedObject(evaluation_id=target.id, **processed))
+            if run_payload is not None and target.status == "ok":
+                enqueue_run(session, target, run_payload)
+            for listener in self.listeners:
+                listener(session, target)
+            session.flush()
+            return Outcome(target.id, target.status, target.full())
 
     # --- reads for the API ------------------------------------------------------------------------
     def get(self, evaluation_id: int) -> dict[str, Any] | None:
         with self.sessions() as session:
             row = session.get(Evaluation, evaluation_id, options=[selectinload(Evaluation.features)])
             return row.full() if row is not None else None
+
+
+def _copy_evaluation(row: Evaluation) -> Evaluation:
+    return Evaluation(**{c.key: getattr(row, c.key) for c in Evaluation.__table__.columns if c.key != "id"})
+
+
+def _copy_feature(feature: FeatureResult) -> FeatureResult:
+    return FeatureResult(**{c.key: getattr(feature, c.key) for c in FeatureResult.__table__.columns
+                            if c.key not in ("id", "evaluation_id")})
+
+
+def _duplicate_of(row: Evaluation, digest: str | None) -> Outcome:
+    if digest and row.batch_digest and digest != row.batch_digest:
+        raise BatchConflict(
+            f"batch id {row.batch_id!r} of {row.model_name} was evaluated already (evaluation {row.id}) "
+            f"with other rows (digest {row.batch_digest[:12]}…, this push {digest[:12]}…): send new rows "
+            "under a new X-Batch-Id, or the same rows to get the stored verdict")
+    return Outcome(row.id, row.status, row.full(), duplicate=True)
 
 
 def _by_batch(model_name: str, batch_id: str) -> sa.Select:

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import sessionmaker
 
 from monitor.models import Evaluation, FeatureResult
+from monitor.monitoring_runs import RunBacklogCollector
 
 log = logging.getLogger(__name__)
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -122,6 +123,7 @@ class DatabaseCollector(Collector):
 def make_registry(sessions: sessionmaker) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(sessions))
+    registry.register(RunBacklogCollector(sessions))
     try:
         from monitor.alerts.metrics import AlertsCollector
     except ImportError:

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from monitor.db import Base, utcnow
 
 TZ = sa.DateTime(timezone=True)
+# Ids are 32-bit integers in the schema: a bigger id in a URL is simply not found (never a DB error).
+MAX_ROW_ID = 2**31 - 1
 
 
 class Evaluation(Base):
@@ -51,6 +53,8 @@ class Evaluation(Base):
     finished_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
     # Beyond the contract: kept so /metrics can build the duration histogram in SQL.
     duration_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    # sha256 of the batch's rows (monitor/sources/digest.py); a re-push with other rows is a conflict.
+    batch_digest: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
 
     features: Mapped[list[FeatureResult]] = relationship(
         back_populates="evaluation", cascade="all, delete-orphan", order_by="FeatureResult.id")
@@ -95,6 +99,31 @@ class FeatureResult(Base):
         return {"feature": self.feature, "test": self.test, "statistic": self.statistic,
                 "p_value": self.p_value, "adjusted_p_value": self.adjusted_p_value,
                 "threshold": self.threshold, "drift": self.drift}
+
+
+class MonitoringRun(Base):
+    """The MLflow run of one ok evaluation, written in the evaluation's transaction and logged after
+    the response by ``monitor.monitoring_runs`` (an outbox: nothing lost across restarts).
+
+    ``run_key`` is a tag on the MLflow run: a run created before a crash is found by it and reused,
+    so an evaluation never gets two runs."""
+
+    __tablename__ = "monitoring_runs"
+    __table_args__ = (sa.Index("ix_monitoring_runs_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    evaluation_id: Mapped[int] = mapped_column(sa.Integer, unique=True)
+    run_key: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    payload: Mapped[dict] = mapped_column(sa.JSON)  # experiment tags, metrics, evaluation.json
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending | done
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    run_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
 
 
 class StoredProfile(Base):

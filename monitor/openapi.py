@@ -15,6 +15,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "bad request", 401: "missing or wrong token", 404: "not found", 413: "batch too large",
             415: "unsupported content type", 422: "batch rejected (recorded as a rejected evaluation)",
+            409: "batch id already evaluated with other rows", 500: "internal error",
             503: "a dependency is down"}
     return {str(c): _json(ERROR, text[c]) for c in codes}
 
@@ -55,11 +56,12 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "/api/models/{name}/batches": {"post": {
                 "summary": "Push a batch (inputs + target) and evaluate it now", "security": write,
                 "parameters": [name, {"name": "X-Batch-Id", "in": "header", "schema": {"type": "string"},
-                                      "description": "idempotency key; a repeat returns the first result"}],
+                                      "description": "idempotency key: a repeat with the same rows returns "
+                                                     "the first result (200), with other rows 409"}],
                 "requestBody": batch_body,
                 "responses": {"201": _json(EVALUATION, "evaluated"),
                               "200": _json(EVALUATION, "already evaluated"),
-                              **_errors(400, 401, 404, 413, 415, 422, 503)}}},
+                              **_errors(400, 401, 404, 409, 413, 415, 422, 500, 503)}}},
             "/api/models/{name}/evaluate": {"post": {
                 "summary": "Evaluate now on a simulated batch", "security": write, "parameters": [name],
                 "requestBody": {"required": False, "content": {"application/json": {"schema": {

@@ -97,6 +97,7 @@ class Registry:
         self._lock = threading.Lock()
         self._load_locks: dict[tuple[str, str], threading.Lock] = {}
         self._experiment_id: str | None = None
+        self._aliases: dict[tuple[str, str], tuple[str, float]] = {}  # (name, alias) -> (version, when)
 
     def _call(self, what: str, fn, *args, **kwargs):  # noqa: ANN001, ANN202 - thin wrapper
         try:
@@ -125,10 +126,19 @@ class Registry:
             if not token:
                 return sorted(names)
 
-    def resolve(self, name: str, alias: str | None = None) -> str:
-        """The version the alias points at now (asked every time: aliases move)."""
+    def resolve(self, name: str, alias: str | None = None, max_age: float = 0.0) -> str:
+        """The version the alias points at now (asked every time: aliases move), or as seen at most
+        ``max_age`` seconds ago (pushes: one registry round trip per batch is most of a small push)."""
         alias = alias or self.champion_alias
+        key = (name, alias)
+        if max_age > 0:
+            with self._lock:
+                seen = self._aliases.get(key)
+            if seen is not None and time.monotonic() - seen[1] <= max_age:
+                return seen[0]
         version = self._call(f"resolving {name}@{alias}", self.client.get_model_version_by_alias, name, alias)
+        with self._lock:
+            self._aliases[key] = (str(version.version), time.monotonic())
         return str(version.version)
 
     def ping(self, timeout: float = 3.0) -> str | None:
@@ -209,16 +219,34 @@ class Registry:
 
     # --- monitoring runs -------------------------------------------------------------------------
     def log_evaluation(self, *, model: str, version: str, batch_id: str, metrics: dict[str, float],
-                       result: dict[str, Any], tags: dict[str, str]) -> str:
-        """One run in the `monitoring` experiment: metrics plus the full result as evaluation.json."""
+                       result: dict[str, Any], tags: dict[str, str], run_key: str | None = None) -> str:
+        """One run in the `monitoring` experiment: metrics plus the full result as evaluation.json.
+
+        With ``run_key`` (the outbox's), a run already carrying that key is finished or reused instead
+        of a second one being created: a crash between creating and finishing a run is repaired here."""
         from mlflow.entities import Metric
 
         experiment_id = self._experiment()
         run_tags = {"driftline.model": model, "driftline.model_version": version,
                     "driftline.batch_id": batch_id, "mlflow.runName": f"{model}-v{version}-{batch_id}",
                     **tags}
-        run = self._call("creating a monitoring run", self.client.create_run, experiment_id, tags=run_tags)
-        run_id = run.info.run_id
+        existing = self.find_runs(run_key) if run_key else []
+        finished = [r for r in existing if r.info.status == "FINISHED"]
+        if finished:
+            for extra in existing:
+                if extra.info.run_id != finished[0].info.run_id:
+                    self.delete_run(extra.info.run_id)
+            return finished[0].info.run_id
+        if existing:
+            run_id = existing[0].info.run_id  # left RUNNING (or FAILED) by a crash: log into it again
+            for extra in existing[1:]:
+                self.delete_run(extra.info.run_id)
+        else:
+            if run_key:
+                run_tags["driftline.run_key"] = run_key
+            run = self._call("creating a monitoring run", self.client.create_run, experiment_id,
+                             tags=run_tags)
+            run_id = run.info.run_id
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None]
         try:
@@ -228,11 +256,18 @@ class Registry:
                        json.dumps(result, indent=1, default=str), "evaluation.json")
             self._call("closing the run", self.client.set_terminated, run_id, "FINISHED")
         except Exception:
-            # A half-logged run is worse than none: mark it failed so nobody reads it as a result.
-            with contextlib.suppress(Exception):  # best effort: the server may be the problem
-                self.client.set_terminated(run_id, "FAILED")
-            raise
+            if not run_key:
+                # A half-logged run is worse than none: mark it failed so nobody reads it as a result.
+                with contextlib.suppress(Exception):  # best effort: the server may be the problem
+                    self.client.set_terminated(run_id, "FAILED")
+            raise  # with a run key the outbox retries and finishes this same run
         return run_id
+
+    def find_runs(self, run_key: str) -> list[Any]:
+        """Runs of the monitoring experiment tagged with this outbox key (normally none or one)."""
+        experiment_id = self._experiment()
+        return list(self._call("finding a monitoring run", self.client.search_runs, [experiment_id],
+                               filter_string=f"tags.`driftline.run_key` = '{run_key}'", max_results=10))
 
     def delete_run(self, run_id: str) -> None:
         try:

@@ -38,6 +38,9 @@ class MonitorSettings(BaseSettings):
     host: str = Field("127.0.0.1", validation_alias="MONITOR_HOST")
     port: int = Field(8000, ge=1, le=65535, validation_alias="MONITOR_PORT")
     workers: int = Field(2, ge=1, le=64, validation_alias="MONITOR_WORKERS")
+    # gunicorn gthread: threads per worker (a push waits on the database and MLflow; /healthz must
+    # not queue behind pushes).
+    threads: int = Field(4, ge=1, le=64, validation_alias="MONITOR_THREADS")
     api_token: SecretStr | None = Field(None, validation_alias="MONITOR_API_TOKEN")
     config_file: Path | None = Field(None, validation_alias="MONITOR_CONFIG_FILE")
     public_url: str = Field("http://localhost:8000", validation_alias="MONITOR_PUBLIC_URL")
@@ -51,6 +54,13 @@ class MonitorSettings(BaseSettings):
     source: Literal["simulated", "s3", "push"] | None = Field(None, validation_alias="MONITOR_SOURCE")
     champion_alias: str = Field("champion", min_length=1, validation_alias="MONITOR_CHAMPION_ALIAS")
     max_batch_bytes: int = Field(10 * 1024 * 1024, ge=1024, validation_alias="MONITOR_MAX_BATCH_BYTES")
+    # Pushed batches are refused (413) past these, checked before rows are decoded (sources/push.py).
+    # A pushed batch may use the champion alias as resolved this long ago (0: ask the registry each time).
+    push_alias_max_age_seconds: float = Field(5.0, ge=0, le=300,
+                                              validation_alias="MONITOR_PUSH_ALIAS_MAX_AGE_SECONDS")
+    max_batch_rows: int = Field(2_000_000, ge=1, validation_alias="MONITOR_MAX_BATCH_ROWS")
+    max_batch_columns: int = Field(1_000, ge=1, validation_alias="MONITOR_MAX_BATCH_COLUMNS")
+    max_batch_cells: int = Field(25_000_000, ge=1, validation_alias="MONITOR_MAX_BATCH_CELLS")
     # Added by the monitor (not in the original table): retry cap, simulated batch size, default inbox.
     retry_max_seconds: float = Field(300.0, gt=0, validation_alias="MONITOR_RETRY_MAX_SECONDS")
     simulated_rows: int = Field(100, ge=1, le=10_000_000, validation_alias="MONITOR_SIMULATED_ROWS")

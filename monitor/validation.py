@@ -46,7 +46,7 @@ def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
     if problems:
         return ValidationResult(None, problems, {**details, "missing": missing, "unexpected": extra})
 
-    clean = pd.DataFrame(index=frame.index)
+    clean: dict[str, Any] = {}
     types = {c.name: c.type for c in model.inputs}
     types[model.target] = "double"
     bad_types: dict[str, str] = {}
@@ -60,18 +60,23 @@ def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
                                             or pd.api.types.is_string_dtype(column)):
                 bad_types[name] = f"expected {kind}, got {column.dtype}"
                 continue
-            values = pd.to_numeric(column, errors="coerce")
-            unparsable = int(values.isna().sum() - column.isna().sum())
+            try:
+                values = pd.to_numeric(column, errors="coerce")
+                unparsable = int(values.isna().sum() - column.isna().sum())
+                array = values.to_numpy(dtype=float)
+            except (TypeError, ValueError, OverflowError):
+                # Nested lists/objects or numbers beyond float range: the sender's to fix, not a crash.
+                bad_types[name] = f"expected {kind}, some values are not plain numbers"
+                continue
             if unparsable > 0:
                 bad_types[name] = f"expected {kind}, {unparsable} value(s) are not numbers"
                 continue
-            array = values.to_numpy(dtype=float)
             count = int((~np.isfinite(array)).sum())
             if count:
                 non_finite[name] = count
             clean[name] = array
         else:
-            clean[name] = column
+            clean[name] = column.reset_index(drop=True)
     if bad_types:
         problems.append(f"wrong type in column(s) {bad_types}")
     if non_finite:
@@ -79,4 +84,5 @@ def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
     details.update(wrong_types=bad_types, non_finite=non_finite)
     if problems:
         return ValidationResult(None, problems, details)
-    return ValidationResult(clean.reset_index(drop=True), [], details)
+    # float64 columns are passed through without a copy (a 1M x 20 batch is 160 MB per copy).
+    return ValidationResult(pd.DataFrame(clean, copy=False), [], details)

@@ -6,6 +6,7 @@ compose would try to expand a `$`. Nothing here prints a secret.
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -49,8 +50,10 @@ def ensure_env_file(repo: Path = REPO) -> tuple[Path, bool]:
     env_path, example = repo / ".env", repo / ".env.example"
     if env_path.exists():
         return env_path, False
-    env_path.write_text(render_with_secrets(example.read_text()))
-    env_path.chmod(0o600)
+    # Created private (0600) in one step: the secrets are never readable by others, even briefly.
+    fd = os.open(env_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(render_with_secrets(example.read_text()))
     return env_path, True
 
 

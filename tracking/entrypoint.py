@@ -124,7 +124,8 @@ def write_auth_config(settings: TrackingSettings) -> Path:
     """MLflow's basic-auth reads an ini file; ours points its user store at our database."""
     path = settings.data_dir / "basic_auth.ini"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
+    write_private_file(
+        path,
         "[mlflow]\n"
         "default_permission = READ\n"
         f"database_uri = {settings.auth_database_uri}\n"
@@ -132,10 +133,26 @@ def write_auth_config(settings: TrackingSettings) -> Path:
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         # Without a cache every request pays a ~90 ms password hash. A changed password may keep
         # working on other workers for up to this long.
-        "auth_cache_ttl_seconds = 60\n"
+        "auth_cache_ttl_seconds = 60\n",
     )
-    path.chmod(0o600)
+    if settings.auth_database_uri.startswith("sqlite:///"):
+        # MLflow creates the user store (password hashes) with the umask's mode; SQLite keeps the mode
+        # of an existing file and gives its journal files the same one, so create it private first.
+        database = Path(settings.auth_database_uri.removeprefix("sqlite:///"))
+        database.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+        database.chmod(0o600)
     return path
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read, never readable by others even for an instant."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 def server_command(settings: TrackingSettings) -> list[str]:

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, send
 from werkzeug.routing import BuildError
 
 from monitor.dashboard import data
+from monitor.models import MAX_ROW_ID
 
 HERE = Path(__file__).resolve().parent
 VENDOR = HERE.parent / "static" / "vendor"
@@ -64,7 +65,7 @@ def model(name: str) -> str:
 def evaluation(evaluation_id: int) -> str:
     monitor = _monitor()
     with monitor.sessions() as session:
-        page = data.evaluation_page(session, evaluation_id)
+        page = data.evaluation_page(session, evaluation_id) if evaluation_id <= MAX_ROW_ID else None
         if page is None:
             abort(404, f"evaluation {evaluation_id} not found")
         return render_template("dashboard/evaluation.html", **page)

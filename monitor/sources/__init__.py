@@ -18,3 +18,4 @@ class Batch:
     frame: pd.DataFrame
     scenario: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    digest: str | None = None  # of the rows (pushed batches): a re-push under this id must match it

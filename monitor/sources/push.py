@@ -1,9 +1,20 @@
-"""Parse a pushed batch (JSON records, CSV or Parquet) into a frame; errors say what to send instead."""
+"""Read a pushed batch (JSON records, CSV or Parquet) into a frame, within limits checked before work.
+
+Every limit is checked before the expensive step it protects: the body size while it is read (with
+or without ``Content-Length``), Parquet rows/columns from the file's metadata before any page is
+decoded, CSV columns from the header and rows by telling the parser where to stop, JSON numbers and
+records by hooks while the document is parsed. A breach is ``BatchTooLarge`` (413, naming the limit);
+any other problem of the body is ``BadBatch`` (400/415) saying what to send instead.
+"""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import math
+from dataclasses import dataclass
+from typing import IO, Any
 
 import pandas as pd
 
@@ -16,45 +27,248 @@ CONTENT_TYPES = {
     "application/parquet": "parquet",
 }
 ACCEPTED = ", ".join(sorted(CONTENT_TYPES))
+READ_CHUNK = 256 * 1024
+# After a body breaks the size limit, read (and drop) this much more so the client, still sending,
+# sees the 413 instead of a connection reset; a body longer than that gets the reset.
+DRAIN_BYTES = 64 * 1024 * 1024
+MAX_NUMBER_CHARS = 64  # longer JSON number literals are refused before they are converted
 
 
 class BadBatch(ValueError):
     """The body cannot be read as a batch; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, detail: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.detail = detail or {}
 
 
-def parse_batch(body: bytes, content_type: str | None) -> pd.DataFrame:
+class BatchTooLarge(BadBatch):
+    """A limit of ``BatchLimits`` is exceeded (413); nothing was evaluated or stored."""
+
+    def __init__(self, what: str, limit: int, setting: str, seen: str = "") -> None:
+        seen_text = f" ({seen})" if seen else ""
+        super().__init__(f"batch too large: the limit is {limit} {what}{seen_text}; split the batch "
+                         f"or raise {setting}", status=413,
+                         detail={"limit": limit, "unit": what, "setting": setting})
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    max_bytes: int
+    max_rows: int
+    max_columns: int
+    max_cells: int
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> BatchLimits:
+        return cls(max_bytes=settings.max_batch_bytes, max_rows=settings.max_batch_rows,
+                   max_columns=settings.max_batch_columns, max_cells=settings.max_batch_cells)
+
+    def check_shape(self, rows: int, columns: int) -> None:
+        if columns > self.max_columns:
+            raise BatchTooLarge("columns", self.max_columns, "MONITOR_MAX_BATCH_COLUMNS", f"got {columns}")
+        if rows > self.max_rows:
+            raise BatchTooLarge("rows", self.max_rows, "MONITOR_MAX_BATCH_ROWS", f"got {rows}")
+        if rows * columns > self.max_cells:
+            raise BatchTooLarge("cells (rows x columns)", self.max_cells, "MONITOR_MAX_BATCH_CELLS",
+                                f"got {rows} x {columns}")
+
+    def rows_allowed(self, columns: int) -> int:
+        return min(self.max_rows, self.max_cells // max(columns, 1))
+
+
+def read_body(environ: dict[str, Any], limits: BatchLimits) -> bytes:
+    """The request body, refused (413) as soon as it is known to exceed ``limits.max_bytes``.
+
+    A declared ``Content-Length`` over the limit is refused without reading; a chunked body (no
+    length; gunicorn de-chunks and sets ``wsgi.input_terminated``) is read until one byte past it.
+    """
+    stream: IO[bytes] = environ["wsgi.input"]
+    raw_length = environ.get("CONTENT_LENGTH") or ""
+    cap = limits.max_bytes
+    if raw_length.strip():
+        try:
+            length = int(raw_length)
+        except ValueError:
+            raise BadBatch(f"Content-Length {raw_length!r} is not a number") from None
+        if length > cap:
+            raise BatchTooLarge("bytes", cap, "MONITOR_MAX_BATCH_BYTES", f"Content-Length {length}")
+        return _read_exactly(stream, length)
+    if not environ.get("wsgi.input_terminated"):
+        return b""  # no length and a server that does not de-chunk: there is no body to read safely
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        chunk = stream.read(min(READ_CHUNK, cap + 1 - total))
+        if not chunk:
+            return b"".join(parts)
+        total += len(chunk)
+        if total > cap:
+            parts.clear()
+            _drain(stream)
+            raise BatchTooLarge("bytes", cap, "MONITOR_MAX_BATCH_BYTES", "chunked body")
+        parts.append(chunk)
+
+
+def _read_exactly(stream: IO[bytes], length: int) -> bytes:
+    parts, left = [], length
+    while left > 0:
+        chunk = stream.read(min(READ_CHUNK * 4, left))
+        if not chunk:
+            raise BadBatch(f"the body ended after {length - left} of {length} bytes (Content-Length)")
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def _drain(stream: IO[bytes]) -> None:
+    dropped = 0
+    try:
+        while dropped < DRAIN_BYTES:
+            chunk = stream.read(READ_CHUNK)
+            if not chunk:
+                return
+            dropped += len(chunk)
+    except OSError:
+        return
+
+
+def parse_batch(body: bytes, content_type: str | None, limits: BatchLimits) -> pd.DataFrame:
     kind = CONTENT_TYPES.get((content_type or "").split(";")[0].strip().lower())
     if kind is None:
         raise BadBatch(f"unsupported Content-Type {content_type!r}: send one of {ACCEPTED}", status=415)
+    if len(body) > limits.max_bytes:
+        raise BatchTooLarge("bytes", limits.max_bytes, "MONITOR_MAX_BATCH_BYTES", f"got {len(body)}")
     if not body or not body.strip():
         raise BadBatch("the request body is empty: send at least one row")
     try:
         if kind == "json":
-            frame = _from_json(json.loads(body))
+            frame = _from_json(body, limits)
         elif kind == "csv":
-            frame = pd.read_csv(io.BytesIO(body))
+            frame = _from_csv(body, limits)
         else:
-            frame = pd.read_parquet(io.BytesIO(body))
+            frame = _from_parquet(body, limits)
     except BadBatch:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser error is the sender's to fix
         raise BadBatch(f"cannot read the body as {kind}: {' '.join(str(exc).split())[:200]}") from None
     if len(frame) == 0:
         raise BadBatch("the batch has no rows: send at least one row")
+    _refuse_duplicate_columns([str(c) for c in frame.columns])
     return frame
 
 
-def _from_json(data: object) -> pd.DataFrame:
-    """Accept a list of records, {"records": [...]}, or pandas' split form {"columns", "data"}."""
+def _refuse_duplicate_columns(columns: list[str]) -> None:
+    seen: set[str] = set()
+    duplicated = sorted({c for c in columns if c in seen or seen.add(c)})
+    if duplicated:
+        raise BadBatch(f"duplicated column(s) {duplicated}: send each column once")
+
+
+# --- Parquet: the footer says how big the batch is before any page is decoded ------------------------
+
+def _from_parquet(body: bytes, limits: BatchLimits) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(pa.BufferReader(body))
+    meta = parquet.metadata
+    limits.check_shape(meta.num_rows, meta.num_columns)
+    _refuse_duplicate_columns(list(parquet.schema_arrow.names))
+    # One column block per column and the Arrow buffers freed as they are converted: peak memory
+    # stays near one copy of the decoded batch instead of two.
+    return parquet.read().to_pandas(split_blocks=True, self_destruct=True)
+
+
+# --- CSV: columns from the header, rows by stopping the parser one past the limit ---------------------
+
+def _from_csv(body: bytes, limits: BatchLimits) -> pd.DataFrame:
+    end = body.find(b"\n")
+    first = (body if end < 0 else body[:end]).decode("utf-8", errors="replace")
+    header = next(csv.reader([first]), [])
+    limits.check_shape(0, len(header))
+    _refuse_duplicate_columns([h.strip() for h in header])
+    allowed = limits.rows_allowed(len(header))
+    frame = pd.read_csv(io.BytesIO(body), nrows=allowed + 1)
+    if len(frame) > allowed:
+        limits.check_shape(len(frame), len(header))
+    return frame
+
+
+# --- JSON: numbers and objects counted (and checked) by the parser's hooks ----------------------------
+
+class _JsonCounter:
+    def __init__(self, limits: BatchLimits) -> None:
+        self.limits = limits
+        self.values = 0
+
+    def _count(self) -> None:
+        self.values += 1
+        if self.values > self.limits.max_cells:
+            raise BatchTooLarge("cells (rows x columns)", self.limits.max_cells, "MONITOR_MAX_BATCH_CELLS",
+                                "counted while parsing JSON")
+
+    def number(self, text: str) -> float | int:
+        self._count()
+        if len(text) > MAX_NUMBER_CHARS:
+            raise BadBatch(f"a JSON number has {len(text)} characters ({text[:20]}…): send numbers that fit "
+                           "a 64-bit float")
+        if "." in text or "e" in text or "E" in text:
+            value: float | int = float(text)
+        else:
+            value = int(text)
+            if abs(value) >= 2**53:
+                value = float(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadBatch(f"the JSON number {text[:30]} does not fit a 64-bit float")
+        return value
+
+    @staticmethod
+    def constant(text: str) -> None:
+        raise BadBatch(f"{text} is not valid JSON: send null for a missing value, or drop the row")
+
+    def pairs(self, items: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(items)
+        if len(obj) != len(items):
+            keys = [k for k, _ in items]
+            duplicated = sorted({k for k in keys if keys.count(k) > 1})
+            raise BadBatch(f"a JSON object repeats key(s) {duplicated}: send each column once per record")
+        if len(obj) > self.limits.max_columns:
+            raise BatchTooLarge("columns", self.limits.max_columns, "MONITOR_MAX_BATCH_COLUMNS",
+                                f"a JSON object has {len(obj)} keys")
+        return obj
+
+
+def _from_json(body: bytes, limits: BatchLimits) -> pd.DataFrame:
+    counter = _JsonCounter(limits)
+    try:
+        data = json.loads(body, parse_int=counter.number, parse_float=counter.number,
+                          parse_constant=counter.constant, object_pairs_hook=counter.pairs)
+    except (ValueError, RecursionError) as exc:
+        if isinstance(exc, BadBatch):
+            raise
+        raise BadBatch(f"cannot read the body as json: {' '.join(str(exc).split())[:200]}") from None
     if isinstance(data, dict) and "records" in data:
         data = data["records"]
     if isinstance(data, dict) and {"columns", "data"} <= set(data):
-        return pd.DataFrame(data["data"], columns=data["columns"])
+        return _from_split(data["columns"], data["data"], limits)
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise BadBatch('JSON batches are a list of records ([{"x0": 1.0, "x1": 2.0, "y": 1.1}, …]), '
                        '{"records": [...]} or {"columns": [...], "data": [[...]]}')
+    columns = {key for record in data for key in record}
+    limits.check_shape(len(data), len(columns))
     return pd.DataFrame.from_records(data)
+
+
+def _from_split(columns: Any, rows: Any, limits: BatchLimits) -> pd.DataFrame:
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise BadBatch('"columns" must be a list of column names')
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        raise BadBatch('"data" must be a list of rows, each a list of values')
+    limits.check_shape(len(rows), len(columns))
+    _refuse_duplicate_columns(columns)
+    for index, row in enumerate(rows):
+        if len(row) != len(columns):
+            raise BadBatch(f"row {index} of \"data\" has {len(row)} values, \"columns\" names {len(columns)}")
+    return pd.DataFrame(rows, columns=columns)

@@ -191,8 +191,13 @@ def test_7_mlflow_and_dashboard_tell_the_same_story(story):
     assert training and client.search_runs([training.experiment_id])
     champion = client.get_model_version_by_alias(MODEL, "champion")
     monitoring = client.get_experiment_by_name("monitoring")
-    runs = client.search_runs([monitoring.experiment_id],
-                              filter_string=f"tags.`driftline.model` = '{MODEL}'")
+    deadline = time.monotonic() + 60  # runs are logged from the monitor's outbox after each response
+    while True:
+        runs = client.search_runs([monitoring.experiment_id],
+                                  filter_string=f"tags.`driftline.model` = '{MODEL}'")
+        if len(runs) >= len(story.pushed) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert len(runs) == len(story.pushed)
     assert {r.data.tags["driftline.model_version"] for r in runs} == {champion.version}
     overview = requests.get(f"{story.monitor}/", timeout=10)

@@ -14,8 +14,10 @@ from tests.services.tracking import REPO, clean_env
 
 
 def start_monitor(workdir: Path, name: str, *, db_url: str, tracking_url: str, model: str,
-                  interval: float = 2.0, workers: int = 2, **extra: str) -> tuple[ManagedProcess, str]:
-    """A monitor serving on a free port, scheduler on, watching only ``model`` (simulated source)."""
+                  interval: float = 2.0, workers: int = 2, scheduler: bool = True,
+                  **extra: str) -> tuple[ManagedProcess, str]:
+    """A monitor serving on a free port, scheduler on (unless told), watching only ``model``
+    (simulated source)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / f"{name}.yaml"
     config.write_text(f"discover: false\nmodels:\n  - name: {model}\n")
@@ -23,7 +25,8 @@ def start_monitor(workdir: Path, name: str, *, db_url: str, tracking_url: str, m
     env = clean_env(
         DRIFTLINE_MODE="local", DRIFTLINE_DATA_DIR=str(workdir), MONITOR_DATABASE_URL=db_url,
         MLFLOW_TRACKING_URI=tracking_url, MONITOR_HOST="127.0.0.1", MONITOR_PORT=str(port),
-        MONITOR_WORKERS=str(workers), MONITOR_SCHEDULER="true", MONITOR_INTERVAL_SECONDS=str(interval),
+        MONITOR_WORKERS=str(workers), MONITOR_SCHEDULER=str(scheduler).lower(),
+        MONITOR_INTERVAL_SECONDS=str(interval),
         MONITOR_SOURCE="simulated", MONITOR_CONFIG_FILE=str(config), MONITOR_API_TOKEN="t" * 24,
         MONITOR_RETRY_MAX_SECONDS="2", **extra,
     )

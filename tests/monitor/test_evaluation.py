@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from tests.monitor.helpers import register_model
 
@@ -52,7 +53,13 @@ def test_evaluation_is_readable_in_full_through_the_api(make_app, champion, auth
 def test_evaluation_is_logged_as_a_run_in_the_monitoring_experiment(make_app, champion, auth, mlflow_client):
     client = make_app().test_client()
     result = evaluate(client, champion, auth, "concept_drift")
+    assert result["mlflow_run_id"] is None  # logged after the response, from the outbox
+    deadline = time.monotonic() + 60
+    while result["mlflow_run_id"] is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        result = client.get(f"/api/evaluations/{result['id']}").get_json()
     run = mlflow_client.get_run(result["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
     assert run.info.experiment_id == mlflow_client.get_experiment_by_name("monitoring").experiment_id
     assert run.data.tags["driftline.model"] == champion
     assert run.data.tags["driftline.model_version"] == "1"

@@ -16,9 +16,18 @@ def test_two_monitors_on_one_database_evaluate_every_batch_once(tmp_path, monito
         per_batch = rows(monitor_db, "SELECT batch_id, count(*) FROM evaluations GROUP BY batch_id")
         assert per_batch and all(count == 1 for _, count in per_batch), per_batch
         assert all(proc.running for proc, _ in started)
+        # MLflow runs are logged from the outbox after each evaluation: let it drain.
+        wait_for(lambda: not rows(monitor_db, "SELECT id FROM monitoring_runs WHERE status = 'pending'"),
+                 timeout=60, what="the monitoring run outbox to drain", proc=started[0][0])
     finally:
         for proc, _ in started:
             proc.stop()
-    runs = rows(monitor_db,
-                "SELECT count(*), count(DISTINCT mlflow_run_id) FROM evaluations WHERE status = 'ok'")
-    assert runs[0][0] == runs[0][1]  # one MLflow run per evaluation
+    # One MLflow run per evaluation: every ok evaluation has its outbox row; logged ones distinct runs.
+    unqueued = rows(monitor_db, "SELECT e.id FROM evaluations e LEFT JOIN monitoring_runs r "
+                                "ON r.evaluation_id = e.id WHERE e.status = 'ok' AND r.id IS NULL")
+    assert unqueued == []
+    runs = rows(monitor_db, "SELECT count(*), count(DISTINCT e.mlflow_run_id) FROM evaluations e "
+                            "JOIN monitoring_runs r ON r.evaluation_id = e.id WHERE r.status = 'done' "
+                            "AND r.run_id = e.mlflow_run_id")
+    done = rows(monitor_db, "SELECT count(*) FROM monitoring_runs WHERE status = 'done'")
+    assert runs[0][0] == runs[0][1] == done[0][0] >= 5

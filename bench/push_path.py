@@ -1,0 +1,353 @@
+"""The push path end to end: `POST /api/models/<name>/batches` against a real `python -m monitor serve`.
+
+For each revision (``before``: the code this branch started from, exported with ``git archive``;
+``after``: this working tree) and each database (SQLite, PostgreSQL) it starts the monitor as deployed
+(gunicorn with the revision's default worker model), warms it up, then measures
+  - latency p50/p99 and throughput for 1 and 8 clients pushing 100-row and 10,000-row CSV batches,
+  - /healthz latency (p50, max) probed every 50 ms while 8 clients push,
+  - one 1,000,000 x 20 Parquet batch: push time and the worker's peak memory above its resident set
+    before (VmHWM reset through /proc/PID/clear_refs), against the decoded batch (rows x columns x 8 B).
+Real services throughout: PostgreSQL, SeaweedFS, MLflow tracking server (tests/services).
+
+    .venv/bin/python bench/push_path.py [--before REF] [--pushes 40] [--databases sqlite,postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+RESULTS = REPO / "bench" / "results" / "push_path.json"
+TOKEN = "bench-token-0123456789abcdef"
+BIG_ROWS, BIG_FEATURES = 1_000_000, 20
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--before", default=None,
+                        help="git ref of the baseline (default: merge-base with main)")
+    parser.add_argument("--pushes", type=int, default=40, help="pushes per 1-client load (8 clients: 4x)")
+    parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--revisions", default="before,after")
+    parser.add_argument("--skip-big", action="store_true")
+    args = parser.parse_args()
+
+    import mlflow
+
+    from tests.services import postgres
+    from tests.services.seaweedfs import CHECKSUM_ENV, start_s3_server
+    from tests.services.tracking import start_tracking
+
+    work = Path(tempfile.mkdtemp(prefix="driftline-push-bench-"))
+    before_ref = args.before or _git("merge-base", "HEAD", "main")
+    s3 = start_s3_server(work / "s3")
+    tracking_db = postgres.create_database("benchmlflow")
+    bucket = s3.make_bucket("bench")
+    tracking = start_tracking(work / "tracking", {
+        "DRIFTLINE_MODE": "local", "TRACKING_BACKEND_URI": tracking_db,
+        "TRACKING_ARTIFACTS_DESTINATION": f"s3://{bucket}/artifacts", **s3.env},
+        bucket=bucket, db_url=tracking_db)
+    databases: list[str] = []
+    results: list[dict] = []
+    try:
+        os.environ.update(CHECKSUM_ENV)
+        mlflow.set_tracking_uri(tracking.url)
+        client = mlflow.MlflowClient(tracking.url)
+        small, big = "bench-push-2", "bench-push-20"
+        _register(client, small, features=2)
+        if not args.skip_big:
+            _register(client, big, features=BIG_FEATURES)
+        for revision in args.revisions.split(","):
+            code = REPO if revision == "after" else _export(before_ref, work / "before")
+            for kind in args.databases.split(","):
+                if kind == "postgres":
+                    db_url = postgres.create_database("benchpush")
+                    databases.append(db_url)
+                else:
+                    db_url = f"sqlite:///{work / f'{revision}-monitor.db'}"
+                label = f"{revision}/{kind}"
+                print(f"\n== {label} ({'working tree' if code == REPO else before_ref[:10]})", flush=True)
+                results += _run_revision(label, code, db_url, tracking.url, work, small,
+                                         None if args.skip_big or kind != "postgres" else big, args.pushes)
+    finally:
+        tracking.stop()
+        s3.stop()
+        postgres.drop_database(tracking_db)
+        for url in databases:
+            postgres.drop_database(url)
+    _print(results)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"before": before_ref, "results": results}, indent=1) + "\n")
+    return 0
+
+
+# --- one server ---------------------------------------------------------------------------------------
+
+def _run_revision(label: str, code: Path, db_url: str, tracking_url: str, work: Path, small: str,
+                  big: str | None, pushes: int) -> list[dict]:
+    from tests.services.process import ManagedProcess, free_port, http_ok
+    from tests.services.tracking import clean_env
+
+    port = free_port()
+    env = clean_env(
+        DRIFTLINE_MODE="local", DRIFTLINE_DATA_DIR=str(work / label.replace("/", "-")),
+        MONITOR_DATABASE_URL=db_url, MLFLOW_TRACKING_URI=tracking_url, MONITOR_HOST="127.0.0.1",
+        MONITOR_PORT=str(port), MONITOR_SCHEDULER="false", MONITOR_API_TOKEN=TOKEN,
+        MONITOR_MAX_BATCH_BYTES=str(512 * 1024 * 1024), MONITOR_SOURCE="push")
+    env["PYTHONPATH"] = str(code)
+    log_path = work / f"{label.replace('/', '-')}.log"
+    argv = [sys.executable, "-m", "monitor", "serve"]
+    proc = ManagedProcess(label, argv, log_path, env=env, cwd=code).start()
+    url = f"127.0.0.1:{port}"
+    out: list[dict] = []
+    try:
+        proc.wait_until(lambda: http_ok(f"http://{url}/healthz"), timeout=120, what="serving /healthz")
+        bodies = {rows: _csv(rows) for rows in (100, 10_000)}
+        _load(url, small, bodies[100], clients=2, pushes=6)  # every worker loads model and profile
+        for clients, rows, count in ((1, 100, pushes), (1, 10_000, pushes // 2),
+                                     (8, 100, pushes * 4), (8, 10_000, pushes * 2)):
+            figures = _load(url, small, bodies[rows], clients=clients, pushes=count)
+            figures.update(run=label, clients=clients, rows=rows)
+            out.append(figures)
+            print(json.dumps(figures), flush=True)
+        drained = _drain_outbox(url)
+        if drained is not None:
+            out.append({"run": label, "outbox_drain_seconds": drained})
+            print(json.dumps(out[-1]), flush=True)
+        if big is not None:
+            figures = _big_push(url, big, proc.proc.pid)
+            figures.update(run=label)
+            out.append(figures)
+            print(json.dumps(figures), flush=True)
+    finally:
+        proc.stop()
+    return out
+
+
+def _load(url: str, model: str, body: bytes, *, clients: int, pushes: int) -> dict:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    per_client = [pushes // clients + (1 if i < pushes % clients else 0) for i in range(clients)]
+    health: list[float] = []
+    done = threading.Event()
+
+    def client(count: int) -> None:
+        conn = http.client.HTTPConnection(url, timeout=120)
+        for _ in range(count):
+            headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "text/csv",
+                       "X-Batch-Id": f"bench-{uuid.uuid4().hex}"}
+            t0 = time.perf_counter()
+            conn.request("POST", f"/api/models/{model}/batches", body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            elapsed = time.perf_counter() - t0
+            with lock:
+                latencies.append(elapsed)
+                statuses[resp.status] = statuses.get(resp.status, 0) + 1
+        conn.close()
+
+    def probe() -> None:
+        while not done.is_set():
+            conn = http.client.HTTPConnection(url, timeout=60)
+            t0 = time.perf_counter()
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+            health.append(time.perf_counter() - t0)
+            conn.close()
+            done.wait(0.05)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in per_client]
+    prober = threading.Thread(target=probe)
+    started = time.perf_counter()
+    prober.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    done.set()
+    prober.join()
+    latencies.sort()
+    return {"pushes": len(latencies), "statuses": statuses, "seconds": round(wall, 2),
+            "p50_ms": round(1000 * statistics.median(latencies), 1),
+            "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
+            "pushes_per_s": round(len(latencies) / wall, 1),
+            "healthz_p50_ms": round(1000 * statistics.median(health), 1) if health else None,
+            "healthz_max_ms": round(1000 * max(health), 1) if health else None}
+
+
+def _drain_outbox(url: str, timeout: float = 600.0) -> float | None:
+    """Seconds until the MLflow run outbox is empty after the loads (None: no outbox, runs were
+    logged in the requests)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        conn = http.client.HTTPConnection(url, timeout=30)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        name = "driftline_monitoring_runs_backlog "
+        backlog = [line for line in text.splitlines() if line.startswith(name)]
+        if not backlog:
+            return None
+        if float(backlog[0].split()[1]) == 0:
+            return round(time.perf_counter() - started, 1)
+        time.sleep(0.5)
+    return None
+
+
+def _big_push(url: str, model: str, master_pid: int) -> dict:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(rng.uniform(0, 100, (BIG_ROWS, BIG_FEATURES)),
+                         columns=[f"f{i}" for i in range(BIG_FEATURES)])
+    frame["y"] = frame["f0"] + rng.normal(0, 5, BIG_ROWS)
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    body = buffer.getvalue()
+    decoded = frame.shape[0] * frame.shape[1] * 8
+    del frame
+    # Warm the worker(s) on this model first (model load and reference profile are not the push path).
+    warm = _parquet_rows(model, 200)
+    workers = _children(master_pid)
+    for _ in range(2 * len(workers)):
+        _post(url, model, warm, "application/vnd.apache.parquet")
+    base = {}
+    for pid in workers:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+        base[pid] = _status_kb(pid)["VmRSS"]
+    t0 = time.perf_counter()
+    status = _post(url, model, body, "application/vnd.apache.parquet")
+    seconds = time.perf_counter() - t0
+    peak = max(_status_kb(pid)["VmHWM"] - base[pid] for pid in workers) * 1024
+    return {"rows": BIG_ROWS, "columns": BIG_FEATURES + 1, "body_mb": round(len(body) / 2**20, 1),
+            "status": status, "seconds": round(seconds, 2), "peak_extra_mb": round(peak / 2**20),
+            "decoded_mb": round(decoded / 2**20), "peak_x_decoded": round(peak / decoded, 2)}
+
+
+def _post(url: str, model: str, body: bytes, content_type: str) -> int:
+    conn = http.client.HTTPConnection(url, timeout=300)
+    conn.request("POST", f"/api/models/{model}/batches", body=body,
+                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": content_type,
+                          "X-Batch-Id": f"bench-{uuid.uuid4().hex}"})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    return resp.status
+
+
+# --- data and models ----------------------------------------------------------------------------------
+
+def _csv(rows: int) -> bytes:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(rows)
+    frame = pd.DataFrame({"x0": rng.uniform(0, 100, rows), "x1": rng.uniform(0, 100, rows)})
+    frame["y"] = frame["x0"] + rng.normal(0, 5, rows)
+    return frame.to_csv(index=False).encode()
+
+
+def _parquet_rows(model: str, rows: int) -> bytes:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(rows)
+    columns = [f"f{i}" for i in range(BIG_FEATURES)]
+    frame = pd.DataFrame(rng.uniform(0, 100, (rows, BIG_FEATURES)), columns=columns)
+    frame["y"] = frame["f0"]
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    return buffer.getvalue()
+
+
+def _register(client, name: str, features: int) -> None:  # noqa: ANN001 - MlflowClient
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(42)
+    columns = ["x0", "x1"] if features == 2 else [f"f{i}" for i in range(features)]
+    frame = pd.DataFrame(rng.uniform(0, 100, (2_000, features)), columns=columns)
+    frame["y"] = frame[columns[0]] + rng.normal(0, 5, len(frame))
+    train, holdout = frame.iloc[:1_600], frame.iloc[1_600:]
+    mlflow.set_experiment(f"bench-{name}")
+    with mlflow.start_run(), tempfile.TemporaryDirectory() as tmp:
+        for part, file in ((train, "train.parquet"), (holdout, "holdout.parquet")):
+            part.to_parquet(Path(tmp) / file)
+            mlflow.log_artifact(str(Path(tmp) / file), artifact_path="reference")
+        model = LinearRegression().fit(train[columns], train["y"])
+        info = mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
+                                        signature=infer_signature(train[columns], train["y"].to_numpy()))
+    version = str(info.registered_model_version)
+    client.set_model_version_tag(name, version, "driftline.target", "y")
+    client.set_model_version_tag(name, version, "driftline.features", ",".join(columns))
+    client.set_registered_model_alias(name, "champion", version)
+
+
+# --- plumbing -----------------------------------------------------------------------------------------
+
+def _git(*argv: str) -> str:
+    return subprocess.run(["git", "-C", str(REPO), *argv], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def _export(ref: str, target: Path) -> Path:
+    if not target.exists():
+        target.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _status_kb(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+def _print(results: list[dict]) -> None:
+    print(f"\n{'run':<18}{'clients':>8}{'rows':>8}{'pushes':>8}{'p50 ms':>9}{'p99 ms':>9}{'push/s':>8}"
+          f"{'healthz p50/max ms':>20}  statuses")
+    for r in results:
+        if "clients" not in r:
+            continue
+        health = f"{r['healthz_p50_ms']}/{r['healthz_max_ms']}"
+        print(f"{r['run']:<18}{r['clients']:>8}{r['rows']:>8}{r['pushes']:>8}{r['p50_ms']:>9}{r['p99_ms']:>9}"
+              f"{r['pushes_per_s']:>8}{health:>20}  {r['statuses']}")
+    for r in results:
+        if "outbox_drain_seconds" in r:
+            print(f"{r['run']:<18} MLflow run outbox empty {r['outbox_drain_seconds']} s after the loads")
+    for r in results:
+        if "body_mb" in r:
+            print(f"{r['run']:<18} 1,000,000 x 20 Parquet ({r['body_mb']} MB): status {r['status']}, "
+                  f"{r['seconds']} s, peak +{r['peak_extra_mb']} MB = {r['peak_x_decoded']}x the decoded "
+                  f"batch ({r['decoded_mb']} MB)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""The MLflow monitoring run of each ok evaluation, logged after the response through an outbox.
+
+An evaluation's transaction adds a ``monitoring_runs`` row (``enqueue``); once it commits, the push
+or round wakes this process's background logger (``wake``), which claims due rows and logs each
+through ``Registry.log_evaluation``. Guarantees:
+
+- Nothing lost: the row is durable with the evaluation. A process that dies leaves it pending; the
+  next logger (any worker after a restart, the leader's periodic sweep) takes it.
+- One run per evaluation: claims are exclusive (``FOR UPDATE SKIP LOCKED`` held while logging on
+  PostgreSQL, so a crash releases the row at once; a lease on SQLite, released by ``serve`` at
+  start). The MLflow run carries the row's ``run_key``; a run created before a crash is found by
+  that key and finished (or, if finished already, just recorded), never created twice.
+- The evaluation row gets its ``mlflow_run_id`` when the run is finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.db import utcnow
+from monitor.models import Evaluation, MonitoringRun
+from monitor.registry import Registry
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(seconds=300)  # longer than MLflow's bounded retries for one run (4 calls)
+BACKOFF_MAX_SECONDS = 300.0
+SWEEP_SECONDS = 10.0  # the leader's periodic pass: retries and rows of processes that died
+
+
+def enqueue(session: Session, evaluation: Evaluation, payload: dict[str, Any]) -> None:
+    """Queue the run in the evaluation's transaction (commits or rolls back with it)."""
+    session.add(MonitoringRun(evaluation_id=evaluation.id, run_key=uuid.uuid4().hex, payload=payload,
+                              status="pending", attempts=0, next_attempt_at=utcnow()))
+
+
+def release_leases(sessions: sessionmaker) -> int:
+    """Free every SQLite lease: called by ``serve`` before any worker starts (local mode, one host)."""
+    with sessions() as session, session.begin():
+        return session.execute(sa.update(MonitoringRun).where(MonitoringRun.status == "pending")
+                               .values(lease_owner=None, lease_until=None)).rowcount
+
+
+def backlog(session: Session) -> tuple[int, float]:
+    """Pending runs and the age in seconds of the oldest one (0 when none)."""
+    count, oldest = session.execute(sa.select(sa.func.count(), sa.func.min(MonitoringRun.created_at))
+                                    .where(MonitoringRun.status == "pending")).one()
+    if not count or oldest is None:
+        return 0, 0.0
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=utcnow().tzinfo)
+    return int(count), max(0.0, (utcnow() - oldest).total_seconds())
+
+
+class RunLogger:
+    """Logs due outbox rows to MLflow; ``wake`` runs it in one background thread per process."""
+
+    def __init__(self, sessions: sessionmaker, registry: Registry) -> None:
+        self.sessions = sessions
+        self.registry = registry
+        self.owner = uuid.uuid4().hex
+        self.logged = 0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._again = False
+        self._stopping = False
+        self._pid = os.getpid()
+
+    # --- one pass ---------------------------------------------------------------------------------
+    def log_due(self) -> int:
+        """Log every due row this process can claim; returns how many runs were finished."""
+        done = 0
+        while not self._stopping:
+            locked = self._dialect() == "postgresql"
+            progressed = self._one_locked() if locked else self._one_leased()
+            if progressed is None:
+                return done
+            done += progressed
+        return done
+
+    def _dialect(self) -> str:
+        return self.sessions.kw["bind"].dialect.name
+
+    def _due(self) -> sa.Select:
+        return (sa.select(MonitoringRun).where(MonitoringRun.status == "pending",
+                                               MonitoringRun.next_attempt_at <= utcnow())
+                .order_by(MonitoringRun.id).limit(1))
+
+    def _one_locked(self) -> int | None:
+        with self.sessions() as session, session.begin():
+            row = session.scalar(self._due().with_for_update(skip_locked=True))
+            if row is None:
+                return None
+            return self._log(session, row)  # the row lock is held until this commit
+
+    def _one_leased(self) -> int | None:
+        now = utcnow()
+        with self.sessions() as session:
+            with session.begin():
+                free = sa.or_(MonitoringRun.lease_until.is_(None), MonitoringRun.lease_until < now)
+                row = session.scalar(self._due().where(free))
+                if row is None:
+                    return None
+                claimed = session.execute(
+                    sa.update(MonitoringRun).where(MonitoringRun.id == row.id, free)
+                    .values(lease_owner=self.owner, lease_until=now + LEASE)
+                    .execution_options(synchronize_session=False)).rowcount
+            if claimed != 1:
+                return 0  # another worker took it: look again
+            with session.begin():
+                row = session.get(MonitoringRun, row.id, populate_existing=True)
+                result = self._log(session, row)
+                row.lease_owner, row.lease_until = None, None
+                return result
+
+    def _log(self, session: Session, row: MonitoringRun) -> int:
+        payload = row.payload
+        row.attempts += 1
+        try:
+            run_id = self.registry.log_evaluation(
+                model=payload["model"], version=payload["version"], batch_id=payload["batch_id"],
+                metrics=payload["metrics"], result=payload["result"], tags=payload["tags"],
+                run_key=row.run_key)
+        except Exception as exc:  # noqa: BLE001 - tracking down or a bad answer: retry with backoff
+            delay = min(BACKOFF_MAX_SECONDS, 2.0 ** min(row.attempts, 12))
+            row.next_attempt_at = utcnow() + timedelta(seconds=delay)
+            row.last_error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            log.warning("monitoring run for evaluation %s not logged (attempt %s): %s", row.evaluation_id,
+                        row.attempts, row.last_error)
+            return 0
+        row.status, row.run_id, row.done_at, row.last_error = "done", run_id, utcnow(), None
+        session.execute(sa.update(Evaluation).where(Evaluation.id == row.evaluation_id)
+                        .values(mlflow_run_id=run_id).execution_options(synchronize_session=False))
+        self.logged += 1
+        return 1
+
+    # --- the background thread --------------------------------------------------------------------
+    def wake(self) -> None:
+        """Log due rows now in the background; never blocks and never raises."""
+        try:
+            with self._lock:
+                if self._pid != os.getpid():  # forked: the parent's thread does not exist here
+                    self._pid, self._thread, self._again = os.getpid(), None, False
+                if self._thread is not None:
+                    self._again = True
+                    return
+                self._again = False
+                self._thread = threading.Thread(target=self._run, name="monitoring-runs", daemon=True)
+                self._thread.start()
+        except Exception:  # noqa: BLE001 - the periodic sweep logs it instead
+            log.exception("cannot start the monitoring run logger; the periodic sweep will log the runs")
+            with self._lock:
+                self._thread = None
+
+    def sweep(self) -> None:
+        """The leader's periodic job: retries and rows left by processes that died."""
+        try:
+            self.log_due()
+        except Exception:  # noqa: BLE001 - a database blip: next sweep
+            log.exception("monitoring run sweep failed")
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.log_due()
+            except Exception:  # noqa: BLE001 - a database blip: the sweep retries
+                log.exception("monitoring run logger failed; the periodic sweep will retry")
+            with self._lock:
+                if not self._again or self._stopping:
+                    self._thread = None
+                    return
+                self._again = False
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Stop after the run being logged and wait for the thread (rows left stay pending)."""
+        with self._lock:
+            thread = self._thread
+            if thread is None or thread is threading.current_thread():
+                return
+            self._stopping = True
+        thread.join(timeout)
+        with self._lock:
+            self._stopping = False
+
+
+class RunBacklogCollector:
+    """/metrics: how many MLflow runs wait in the outbox and how old the oldest is."""
+
+    def __init__(self, sessions: sessionmaker) -> None:
+        self.sessions = sessions
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            with self.sessions() as session:
+                count, age = backlog(session)
+        except sa.exc.SQLAlchemyError:
+            return  # driftline_monitor_database_up says why
+        yield GaugeMetricFamily("driftline_monitoring_runs_backlog",
+                                "MLflow monitoring runs queued and not logged yet", value=count)
+        yield GaugeMetricFamily("driftline_monitoring_runs_oldest_pending_seconds",
+                                "Age of the oldest queued MLflow monitoring run (0 when none)", value=age)
