@@ -48,7 +48,8 @@ def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
 
     clean = pd.DataFrame(index=frame.index)
     types = {c.name: c.type for c in model.inputs}
-    types[model.target] = "double"
+    # A classifier's labels stay as sent (strings or numbers); a regression target must be numeric.
+    types[model.target] = "double" if model.task == "regression" else "label"
     bad_types: dict[str, str] = {}
     non_finite: dict[str, int] = {}
     for name in wanted:
@@ -71,6 +72,8 @@ def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
                 non_finite[name] = count
             clean[name] = array
         else:
+            if name == model.target and int(column.isna().sum()):
+                non_finite[name] = int(column.isna().sum())
             clean[name] = column
     if bad_types:
         problems.append(f"wrong type in column(s) {bad_types}")
