@@ -490,10 +490,11 @@ def _score_classifier(
     performance.update(cls.metrics(labs, preds_l, proba_l, base.classes))
     sizes.update(reference_labels=base.labels.n_present, current_labels=int(labs.size))
     if isinstance(base.loss, NumericProfile) and proba_l is not None:
-        loss = sort_numeric(cls.row_log_loss(labs, proba_l, base.classes))
-        concept_results["loss:ks"] = decision.result_of(
-            ks, run_test(ks, base.loss, loss), "concept", "log_loss", config, base.loss.n_finite,
-            int(loss.finite.size))
+        welch = get_test("welch_t")
+        loss = sort_numeric(cls.row_excess_loss(labs, proba_l, base.classes))
+        concept_results["excess_log_loss:welch_t"] = decision.result_of(
+            welch, run_test(welch, base.loss, loss), "concept", "excess_log_loss", config,
+            base.loss.n_finite, int(loss.finite.size))
     elif isinstance(base.loss, CategoricalProfile):
         right = np.where(labs == preds_l, "right", "wrong").astype(object)
         concept_results["loss:chi2"] = decision.result_of(

@@ -62,13 +62,15 @@ def register_exercise_one(name: str, *, log_data: bool = True, loadable: bool = 
 def churn_frame(rows: int, seed: int, scenario: str = "clean") -> pd.DataFrame:
     """A binary target from a numeric and a string input.
 
-    data_drift: tenure shifts and the plan mix changes (so the class mix moves too);
+    data_drift: tenure +25 and the plan mix changes (so the class mix moves too);
     concept_drift: the relation flips (churn on long tenure instead of short), class mix unchanged.
     """
     rng = np.random.default_rng(seed)
     tenure = rng.uniform(0, 60, rows) + (25 if scenario == "data_drift" else 0)
     plans = ["basic", "plus", "pro"]
-    mix = [0.2, 0.3, 0.5] if scenario == "data_drift" else [0.5, 0.3, 0.2]
+    # Symmetric around the boundary (tenure 30, plan effects +1/0/-1 at 0.4/0.2/0.4): flipping the
+    # relation keeps the class mix, so concept drift alone moves no label count.
+    mix = [0.1, 0.2, 0.7] if scenario == "data_drift" else [0.4, 0.2, 0.4]
     plan = rng.choice(plans, rows, p=mix)
     logit = (30 - tenure) / 6 + np.where(plan == "basic", 1.0, np.where(plan == "plus", 0.0, -1.0))
     if scenario == "concept_drift":
