@@ -205,3 +205,46 @@ def test_a_registered_model_tag_opts_a_champion_out(make_app, mlflow_client, uni
     assert name in scheduler.models()
     mlflow_client.set_registered_model_tag(name, "driftline.monitor", "false")
     assert name not in scheduler.models()
+
+
+def test_the_cli_uploads_a_reference_for_a_version(make_app, auth, mlflow_client, unique_name, tmp_path,
+                                                   tracking_server, monitor_db):
+    import subprocess
+    import sys
+
+    from tests.monitor.conftest import API_TOKEN
+    from tests.services.tracking import REPO, clean_env
+
+    name = unique_name("cliref")
+    register_exercise_one(name, log_data=False)
+    config = tmp_path / "monitor.yaml"
+    config.write_text(f"models:\n  - name: {name}\n    target: {TARGET}\n")
+    path = tmp_path / "reference.csv"
+    demand_frame(300, 81).to_csv(path, index=False)
+    env = clean_env(DRIFTLINE_MODE="local", MLFLOW_TRACKING_URI=tracking_server.url,
+                    MONITOR_DATABASE_URL=monitor_db, MONITOR_API_TOKEN=API_TOKEN, MONITOR_SCHEDULER="false",
+                    MONITOR_CONFIG_FILE=str(config))
+    done = subprocess.run([sys.executable, "-m", "monitor", "reference", "--model", name, "--version", "1",
+                           str(path)], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert '"rows": 300' in done.stdout
+    client = make_app(MONITOR_CONFIG_FILE=config).test_client()
+    result = push(client, name, demand_frame(200, 82), auth).get_json()
+    assert result["reference"]["kind"] == "upload" and result["status"] == "ok"
+
+
+def test_the_overview_shows_the_window_and_each_models_trend(make_app, auth, mlflow_client, unique_name,
+                                                             tmp_path):
+    filling, watched = unique_name("filling"), unique_name("watched")
+    register_exercise_one(filling, log_data=False)
+    register_exercise_one(watched)
+    config = tmp_path / "monitor.yaml"
+    config.write_text(f"models:\n  - name: {filling}\n    target: {TARGET}\n")
+    client = make_app(MONITOR_REFERENCE_WINDOW_ROWS=150, MONITOR_CONFIG_FILE=config).test_client()
+    push(client, filling, demand_frame(100, 91), auth)
+    for seed, scenario in ((92, "clean"), (93, "data_drift")):
+        assert push(client, watched, demand_frame(150, seed, scenario), auth).status_code == 201
+    page = client.get("/").get_data(as_text=True)
+    assert "collecting reference, 100 of 150 rows" in page
+    assert "Recent error and drift" in page and "charts.js" in page
+    assert "MSE / baseline" in page and "drifted share" in page
