@@ -248,3 +248,17 @@ def test_the_overview_shows_the_window_and_each_models_trend(make_app, auth, mlf
     assert "collecting reference, 100 of 150 rows" in page
     assert "Recent error and drift" in page and "charts.js" in page
     assert "MSE / baseline" in page and "drifted share" in page
+
+
+def test_a_dataset_without_a_loadable_source_still_names_the_target(make_app, auth, mlflow_client,
+                                                                    unique_name):
+    """The issue's exact exercise: from_pandas(train, targets=...) with no source= records a code source
+    (no data), but its schema has the one non-input column: the target. The window does the rest."""
+    name = unique_name("codesrc")
+    register_exercise_one(name, loadable=False)
+    client = make_app(MONITOR_REFERENCE_WINDOW_ROWS=100).test_client()
+    first = push(client, name, demand_frame(100, 101), auth)
+    assert first.status_code == 202, first.get_json()  # 'demand' accepted: no tag, no config
+    assert first.get_json()["collecting"]["message"].startswith("collecting reference, 100 of 100 rows")
+    result = push(client, name, demand_frame(200, 102, "data_drift"), auth).get_json()
+    assert result["data_drift"] is True and result["reference"]["kind"] == "window"
