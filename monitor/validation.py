@@ -29,9 +29,11 @@ class ValidationResult:
 
 
 def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
-    expected = [c.name for c in model.inputs]
-    wanted = [*expected, model.target]
     columns = [str(c) for c in frame.columns]
+    # No signature and no features tag: every column but the target is an input (checked against the
+    # reference's columns when the batch is scored).
+    expected = [c.name for c in model.inputs] or [c for c in columns if c != model.target]
+    wanted = [*expected, model.target]
     missing = [c for c in wanted if c not in columns]
     extra = [c for c in columns if c not in wanted]
     details: dict[str, Any] = {"expected_columns": wanted, "received_columns": columns, "rows": len(frame)}
@@ -47,7 +49,9 @@ def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
         return ValidationResult(None, problems, {**details, "missing": missing, "unexpected": extra})
 
     clean = pd.DataFrame(index=frame.index)
-    types = {c.name: c.type for c in model.inputs}
+    types = {c.name: c.type for c in model.inputs} or {
+        c: ("double" if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+            else "string") for c in expected}
     # A classifier's labels stay as sent (strings or numbers); a regression target must be numeric.
     types[model.target] = "double" if model.task == "regression" else "label"
     bad_types: dict[str, str] = {}
