@@ -72,5 +72,6 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@$(PY) bench/drift_speed.py
 	@$(PY) bench/drift_quality.py
+	@$(PY) bench/classification_quality.py
 	@$(PY) bench/monitor_round.py
 	@$(PY) bench/alert_latency.py

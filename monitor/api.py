@@ -103,6 +103,9 @@ def list_models() -> Response:
 def _status(last: Evaluation | None) -> str:
     if last is None:
         return "pending"
+    if last.status == "collecting":
+        collecting = (last.report or {}).get("collecting") or {}
+        return f"collecting reference, {collecting.get('rows', 0)} of {collecting.get('of', '?')} rows"
     if last.status != "ok":
         return last.status
     return "drift" if (last.data_drift or last.concept_drift or last.prediction_drift) else "ok"
@@ -191,6 +194,32 @@ def evaluate_now(name: str) -> tuple[Response, int]:
     return _run(name, batch, version=version)
 
 
+@bp.put("/models/<name>/versions/<version>/reference")
+@require_token
+def upload_reference(name: str, version: str) -> tuple[Response, int]:
+    """Upload a reference (CSV or Parquet with the model inputs and the target) for one version."""
+    try:
+        frame = parse_batch(request.get_data(cache=False), request.content_type)
+    except BadBatch as exc:
+        raise ApiError(exc.status, str(exc), {"accepted_content_types": list_content_types()}) from None
+    try:
+        return jsonify(store_reference(_monitor(), name, version, frame)), 201
+    except ModelNotFound as exc:
+        raise ApiError(404, str(exc), f"{name} has no version {version} in the registry") from None
+    except TrackingUnavailable as exc:
+        raise ApiError(503, str(exc), "the tracking server is down; retry later") from None
+    except ValueError as exc:
+        raise ApiError(422, f"reference refused: {exc}",
+                       "send the model's input columns and its target, one row per example") from None
+
+
+def store_reference(monitor: Any, name: str, version: str, frame: Any) -> dict[str, Any]:
+    """Shared by the API and the CLI: check the version exists, fit, store, report."""
+    model_config = monitor.config.model(name)
+    model = monitor.registry.load(name, version, target=model_config.target, task=model_config.task)
+    return monitor.service.profiles.upload(model, frame, monitor.config.drift_settings(name))
+
+
 def _run(name: str, batch: Batch, version: str | None = None) -> tuple[Response, int]:
     monitor = _monitor()
     try:
@@ -204,6 +233,10 @@ def _run(name: str, batch: Batch, version: str | None = None) -> tuple[Response,
     result = outcome.result
     if outcome.status == "rejected":
         return error_response(422, result.get("error") or "batch rejected", result)
+    if outcome.status == "no_reference":
+        return error_response(409, "no reference data for this model version", result)
+    if outcome.status == "collecting":
+        return jsonify(result), (200 if outcome.duplicate else 202)
     if outcome.status == "failed":
         # Only a dependency that did not answer (tracking server, S3) is worth a retry (503); anything
         # else failing inside the monitor is our bug (500). Sender mistakes never get here: 4xx above.

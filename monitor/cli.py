@@ -1,4 +1,4 @@
-"""`python -m monitor serve | migrate | evaluate --model NAME`.
+"""`python -m monitor serve | migrate | evaluate --model NAME | reference --model NAME --version V FILE`.
 
 Settings errors print one line naming the variable and exit with status 2.
 """
@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("--rows", type=int, default=None)
     one.add_argument("--seed", type=int, default=None)
     one.add_argument("--version", default=None, help="model version (default: the champion alias)")
+    ref = sub.add_parser("reference", help="upload a reference (CSV or Parquet) for one model version")
+    ref.add_argument("--model", required=True)
+    ref.add_argument("--version", required=True)
+    ref.add_argument("file", help="a .csv or .parquet file with the model inputs and the target")
     args = parser.parse_args(argv)
 
     from monitor.logging_setup import configure_logging
@@ -48,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(settings.database_url)
         _release_run_leases(settings)
         return _exec_gunicorn(settings)
+    if args.command == "reference":
+        return _upload_reference(settings, args)
     return _evaluate_once(settings, args)
 
 
@@ -63,6 +69,33 @@ def _release_run_leases(settings) -> None:  # noqa: ANN001 - MonitorSettings
         release_leases(make_session_factory(engine))
     finally:
         engine.dispose()
+
+
+def _upload_reference(settings, args: argparse.Namespace) -> int:  # noqa: ANN001 - MonitorSettings
+    from monitor.api import store_reference
+    from monitor.app import create_app
+    from monitor.registry import ModelNotFound, TrackingUnavailable, read_table
+
+    try:
+        frame = read_table(args.file)
+    except Exception as exc:  # noqa: BLE001 - any reader error is the user's file
+        print(f"monitor: cannot read {args.file} as CSV or Parquet: {exc}", file=sys.stderr)
+        return 1
+    if settings.database_url.startswith("sqlite"):
+        from monitor.migrate import upgrade
+
+        upgrade(settings.database_url)
+    app = create_app(settings.model_copy(update={"scheduler": False}))
+    monitor = app.extensions["driftline"]
+    try:
+        result = store_reference(monitor, args.model, args.version, frame)
+    except (ModelNotFound, TrackingUnavailable, ValueError) as exc:
+        print(f"monitor: reference refused: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        monitor.close()
+    print(json.dumps(result, indent=1, default=str))
+    return 0
 
 
 def _exec_gunicorn(settings) -> int:  # noqa: ANN001 - MonitorSettings

@@ -23,10 +23,10 @@ from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from monitor.db import utcnow
-from monitor.models import Evaluation, FeatureResult, ProcessedObject
+from monitor.models import Evaluation, FeatureResult, ProcessedObject, ReferenceWindowRows
 from monitor.monitoring_runs import RunLogger
 from monitor.monitoring_runs import enqueue as enqueue_run
-from monitor.reference import ProfileStore
+from monitor.reference import ProfileStore, ReferenceChoice, ReferenceNotFound, model_features
 from monitor.registry import LoadedModel, ModelNotFound, Registry, TrackingUnavailable
 from monitor.settings import MonitorConfig, MonitorSettings
 from monitor.sources import Batch
@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 Listener = Callable[[Session, Evaluation], None]
 _METRIC_NAME = re.compile(r"[^A-Za-z0-9_\-. /]")
 STORE_ATTEMPTS = 3
+# What a retry of a failed batch overwrites on the failed row (everything the new attempt decided).
+REPLACED_ON_RETRY = ("model_version", "alias", "source", "scenario", "status", "error", "data_drift",
+                     "concept_drift", "prediction_drift", "drifted_features", "n_rows", "mse", "mae",
+                     "baseline_mse", "baseline_mae", "report", "mlflow_run_id", "started_at", "finished_at",
+                     "duration_seconds", "batch_digest", "task", "reference_kind", "reference_source",
+                     "accuracy", "baseline_accuracy")
 
 
 class DatabaseUnavailable(Exception):
@@ -87,18 +93,34 @@ class EvaluationService:
         features: list[FeatureResult] = []
         transient = False
         run_payload: dict[str, Any] | None = None
+        window_frame = None
         try:
             max_age = self.settings.push_alias_max_age_seconds if batch.source == "push" else 0.0
             version = version or self.registry.resolve(model_name, alias, max_age=max_age)
             row.model_version = version
-            model = self.registry.load(model_name, version)
+            model_config = self.config.model(model_name)
+            model = self.registry.load(model_name, version, target=model_config.target,
+                                       task=model_config.task)
+            row.task = model.task
             checked = validate_batch(batch.frame, model)
+            choice = None
+            if checked.ok:
+                try:
+                    choice = self.profiles.resolve(model, self.config.drift_settings(model.name),
+                                                   self.settings.reference_window_rows)
+                except ReferenceNotFound as exc:
+                    row.status, row.error = "no_reference", str(exc)
+                    row.report = {"no_reference": True, "error": str(exc)}
             if not checked.ok:
                 row.status = "rejected"
                 row.error = "data quality: " + "; ".join(checked.problems)
                 row.report = {"rejected": True, "problems": checked.problems, "details": checked.details}
-            else:
-                report, predictions = self._score(model, checked.frame)
+            elif choice is not None and choice.collecting:
+                window_frame = checked.frame
+                self._fill_collecting(row, choice, len(window_frame))
+            elif choice is not None:
+                row.reference_kind, row.reference_source = choice.kind, choice.source
+                report, predictions = self._score(model, checked.frame, choice)
                 self._fill_ok(row, report)
                 features = _feature_rows(report)
                 # The MLflow run is logged after the response (monitor/monitoring_runs.py): queued
@@ -124,7 +146,7 @@ class EvaluationService:
         row.finished_at = utcnow()
         row.duration_seconds = time.perf_counter() - clock
         try:
-            outcome = self._store(row, features, batch, run_payload)
+            outcome = self._store(row, features, batch, run_payload, window_frame)
         except (OperationalError, SAInterfaceError) as exc:
             raise DatabaseUnavailable(f"monitor database unavailable: {_first_line(exc)}") from exc
         if run_payload is not None and not outcome.duplicate and self.runs is not None:
@@ -133,22 +155,45 @@ class EvaluationService:
         return outcome
 
     # --- steps -------------------------------------------------------------------------------------
-    def _score(self, model: LoadedModel, frame: Any) -> tuple[Any, np.ndarray]:
+    def _score(self, model: LoadedModel, frame: Any, choice: ReferenceChoice) -> tuple[Any, np.ndarray]:
         from monitor.drift import DriftConfig, DriftDetector
 
         drift = self.config.drift_settings(model.name)
-        profile = self.profiles.get(model, drift)
+        profile = choice.profile
         detector = DriftDetector.from_profile(profile, DriftConfig.from_dict(drift))
-        inputs = frame[[c.name for c in model.inputs]]
+        features = [f for f in model_features(model, frame.columns) if f in profile.features] \
+            or list(profile.features)
+        inputs = frame[[c.name for c in model.inputs]] if model.inputs else frame[features]
+        if profile.classification is not None:
+            predictions = np.asarray(model.predict(inputs)).reshape(-1)
+            report = detector.score(frame[list(profile.features)], predictions=predictions,
+                                    labels=frame[model.target].to_numpy(),
+                                    probabilities=model.predict_proba(inputs))
+            return report, predictions
         predictions = np.asarray(model.predict(inputs), dtype=float).reshape(-1)
-        report = detector.score(frame[model.features], predictions=predictions,
+        report = detector.score(frame[list(profile.features)], predictions=predictions,
                                 labels=frame[model.target].to_numpy(dtype=float))
         return report, predictions
+
+    @staticmethod
+    def _fill_collecting(row: Evaluation, choice: ReferenceChoice, rows: int) -> None:
+        """A batch that goes into the reference window: no verdict, the window's progress instead."""
+        have = min(choice.window_size, choice.window_rows + rows)
+        row.status = "collecting"
+        row.reference_kind, row.reference_source = "window", choice.source
+        row.data_drift = row.concept_drift = row.prediction_drift = None
+        row.drifted_features = []
+        message = f"collecting reference, {have} of {choice.window_size} rows"
+        if have >= choice.window_size:
+            message += "; drift verdicts start with the next batch"
+        row.report = {"collecting": {"rows": have, "of": choice.window_size, "message": message}}
+        row.error = None
 
     @staticmethod
     def _fill_ok(row: Evaluation, report: Any) -> None:
         perf = report.performance or {}
         row.status = "ok"
+        row.accuracy, row.baseline_accuracy = _num(perf.get("accuracy")), _num(perf.get("baseline_accuracy"))
         row.data_drift = bool(report.data_drift)
         row.concept_drift = bool(report.concept_drift)
         row.prediction_drift = bool(report.prediction_drift)
@@ -167,10 +212,12 @@ class EvaluationService:
         log.warning("evaluation of %s batch %s failed: %s", row.model_name, row.batch_id, reason)
 
     def _result(self, row: Evaluation, report: Any, predictions: np.ndarray) -> dict[str, Any]:
+        numeric = predictions.dtype.kind in "iuf"
         return {"model": row.model_name, "version": row.model_version, "alias": row.alias,
                 "batch_id": row.batch_id, "source": row.source, "scenario": row.scenario,
-                "n_rows": row.n_rows, "started_at": row.started_at.isoformat(),
-                "prediction_mean": float(np.mean(predictions)) if predictions.size else None,
+                "n_rows": row.n_rows, "started_at": row.started_at.isoformat(), "task": row.task,
+                "reference": {"kind": row.reference_kind, "source": row.reference_source},
+                "prediction_mean": float(np.mean(predictions)) if predictions.size and numeric else None,
                 "report": report.to_dict()}
 
     def _existing(self, model_name: str, batch_id: str, digest: str | None) -> Outcome | None:
@@ -184,7 +231,7 @@ class EvaluationService:
             return _duplicate_of(row, digest)
 
     def _store(self, row: Evaluation, features: list[FeatureResult], batch: Batch,
-               run_payload: dict[str, Any] | None = None) -> Outcome:
+               run_payload: dict[str, Any] | None = None, window_frame: Any = None) -> Outcome:
         """Insert (or replace a failed attempt), run listeners, commit — all in one transaction.
 
         A unique key may be taken by a concurrent transaction: this batch (another worker stored it:
@@ -193,7 +240,7 @@ class EvaluationService:
         for attempt in range(STORE_ATTEMPTS):
             try:
                 return self._store_once(_copy_evaluation(row), [_copy_feature(f) for f in features], batch,
-                                        run_payload)
+                                        run_payload, window_frame)
             except IntegrityError:
                 existing = self._existing(row.model_name, row.batch_id, row.batch_digest)
                 if existing is not None:
@@ -205,18 +252,14 @@ class EvaluationService:
         raise AssertionError("not reached")
 
     def _store_once(self, row: Evaluation, features: list[FeatureResult], batch: Batch,
-                    run_payload: dict[str, Any] | None) -> Outcome:
+                    run_payload: dict[str, Any] | None, window_frame: Any) -> Outcome:
         with self.sessions() as session, session.begin():
             previous = session.scalar(_by_batch(row.model_name, row.batch_id).with_for_update())
             if previous is not None and previous.status != "failed":
                 return _duplicate_of(previous, row.batch_digest)
             if previous is not None:
                 target = previous  # a retry of a failed batch replaces the failure in place
-                for name in ("model_version", "alias", "source", "scenario", "status", "error",
-                             "data_drift", "concept_drift", "prediction_drift", "drifted_features",
-                             "n_rows", "mse", "mae", "baseline_mse", "baseline_mae", "report",
-                             "mlflow_run_id", "started_at", "finished_at", "duration_seconds",
-                             "batch_digest"):
+                for name in REPLACED_ON_RETRY:
                     setattr(target, name, getattr(row, name))
                 target.features.clear()
             else:
@@ -228,6 +271,12 @@ class EvaluationService:
             if processed and target.status != "failed":
                 # The inbox file counts as done only with a finished evaluation, in the same commit.
                 session.add(ProcessedObject(evaluation_id=target.id, **processed))
+            if window_frame is not None and target.status == "collecting":
+                # The rows join the reference window in the evaluation's own commit: counted once.
+                session.add(ReferenceWindowRows(model_name=target.model_name,
+                                                model_version=target.model_version,
+                                                evaluation_id=target.id, n_rows=len(window_frame),
+                                                data=_parquet(window_frame)))
             if run_payload is not None and target.status == "ok":
                 enqueue_run(session, target, run_payload)
             for listener in self.listeners:
@@ -287,6 +336,14 @@ def _mlflow_metrics(row: Evaluation, report: Any) -> dict[str, float]:
         value = getattr(row, name)
         if value is not None:
             metrics[name] = value
+    perf = report.performance or {}
+    for name in ("accuracy", "balanced_accuracy", "macro_f1", "log_loss", "brier", "baseline_accuracy",
+                 "baseline_balanced_accuracy", "baseline_macro_f1", "baseline_log_loss", "baseline_brier"):
+        if _num(perf.get(name)) is not None:
+            metrics[name] = float(perf[name])
+    for label, value in (perf.get("per_class_recall") or {}).items():
+        if _num(value) is not None:
+            metrics[_METRIC_NAME.sub("_", f"recall.{label}")] = float(value)
     for feature, tests in report.features.items():
         for test_name, result in tests.items():
             safe = _METRIC_NAME.sub("_", f"{feature}.{test_name}")
@@ -295,6 +352,14 @@ def _mlflow_metrics(row: Evaluation, report: Any) -> dict[str, float]:
             if _num(result.p_value) is not None:
                 metrics[f"{safe}.p_value"] = float(result.p_value)
     return metrics
+
+
+def _parquet(frame: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def _num(value: Any) -> float | None:

@@ -21,6 +21,9 @@ from monitor.models import Evaluation, FeatureResult
 from monitor.monitoring_runs import RunBacklogCollector
 
 log = logging.getLogger(__name__)
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "log_loss", "brier",
+                          "baseline_accuracy", "baseline_balanced_accuracy", "baseline_macro_f1",
+                          "baseline_log_loss", "baseline_brier")
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
@@ -54,6 +57,8 @@ class DatabaseCollector(Collector):
                           FeatureResult.statistic, FeatureResult.p_value)
                 .join(FeatureResult, FeatureResult.evaluation_id == Evaluation.id)
                 .where(Evaluation.id.in_(latest_ids))).all()
+            newest_ids = sa.select(sa.func.max(Evaluation.id)).group_by(Evaluation.model_name)
+            newest = session.scalars(sa.select(Evaluation).where(Evaluation.id.in_(newest_ids))).all()
             last_success = session.execute(
                 sa.select(Evaluation.model_name, sa.func.max(Evaluation.finished_at))
                 .where(Evaluation.status == "ok").group_by(Evaluation.model_name)).all()
@@ -85,9 +90,27 @@ class DatabaseCollector(Collector):
                 value = getattr(row, metric)
                 if value is not None:
                     errors.add_metric([row.model_name, metric], value)
+            perf = (row.report or {}).get("performance") or {}
+            for metric in CLASSIFICATION_METRICS:  # classifiers: where regression shows MSE
+                value = perf.get(metric)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    errors.add_metric([row.model_name, metric], float(value))
             version.add_metric([row.model_name, row.model_version], 1)
             drifted.add_metric([row.model_name], len(row.drifted_features or []))
         yield from (drift, errors, version, drifted)
+
+        window = GaugeMetricFamily("driftline_reference_window_rows",
+                                   "Rows collected so far while a version's reference window fills "
+                                   "(no drift verdict until rows == size)", labels=["model", "version", "of"])
+        missing = GaugeMetricFamily("driftline_reference_missing",
+                                    "1 when the latest evaluation found no reference data", labels=["model"])
+        for row in newest:
+            collecting = (row.report or {}).get("collecting") if row.status == "collecting" else None
+            if collecting:
+                window.add_metric([row.model_name, row.model_version, str(collecting.get("of"))],
+                                  float(collecting.get("rows") or 0))
+            missing.add_metric([row.model_name], float(row.status == "no_reference"))
+        yield from (window, missing)
 
         score = GaugeMetricFamily("driftline_feature_drift_score",
                                   "Test statistic per model, feature and test (latest ok evaluation)",

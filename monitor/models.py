@@ -55,6 +55,12 @@ class Evaluation(Base):
     duration_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
     # sha256 of the batch's rows (monitor/sources/digest.py); a re-push with other rows is a conflict.
     batch_digest: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    # Team models (0004): regression | classification, and the reference the batch was measured against.
+    task: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    reference_kind: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    reference_source: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    accuracy: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    baseline_accuracy: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
 
     features: Mapped[list[FeatureResult]] = relationship(
         back_populates="evaluation", cascade="all, delete-orphan", order_by="FeatureResult.id")
@@ -69,7 +75,11 @@ class Evaluation(Base):
             "mse": self.mse, "mae": self.mae, "baseline_mse": self.baseline_mse,
             "baseline_mae": self.baseline_mae, "mlflow_run_id": self.mlflow_run_id,
             "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at),
-            "duration_seconds": self.duration_seconds,
+            "duration_seconds": self.duration_seconds, "task": self.task,
+            "accuracy": self.accuracy, "baseline_accuracy": self.baseline_accuracy,
+            "reference": {"kind": self.reference_kind, "source": self.reference_source},
+            "performance": (self.report or {}).get("performance") or {},
+            "collecting": (self.report or {}).get("collecting"),
         }
 
     def full(self) -> dict[str, Any]:
@@ -156,6 +166,37 @@ class ProcessedObject(Base):
     etag: Mapped[str] = mapped_column(sa.String(255))
     evaluation_id: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
     processed_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+
+
+class ReferenceUpload(Base):
+    """A reference a user uploaded for one model version (API or CLI), stored as Parquet."""
+
+    __tablename__ = "reference_uploads"
+    __table_args__ = (
+        sa.UniqueConstraint("model_name", "model_version", name="uq_reference_uploads_version"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    model_version: Mapped[str] = mapped_column(sa.String(64))
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    n_rows: Mapped[int] = mapped_column(sa.Integer)
+    columns: Mapped[list] = mapped_column(sa.JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+
+
+class ReferenceWindowRows(Base):
+    """Labelled rows received for a version while its reference window fills (one row per batch)."""
+
+    __tablename__ = "reference_window_rows"
+    __table_args__ = (sa.Index("ix_reference_window_rows_version", "model_name", "model_version", "id"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    model_version: Mapped[str] = mapped_column(sa.String(64))
+    evaluation_id: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    n_rows: Mapped[int] = mapped_column(sa.Integer)
+    created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -15,7 +15,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "bad request", 401: "missing or wrong token", 404: "not found", 413: "batch too large",
             415: "unsupported content type", 422: "batch rejected (recorded as a rejected evaluation)",
-            409: "batch id already evaluated with other rows", 500: "internal error",
+            409: "batch id already evaluated with other rows, or no reference data for the version",
+            500: "internal error",
             503: "a dependency is down"}
     return {str(c): _json(ERROR, text[c]) for c in codes}
 
@@ -61,7 +62,16 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "requestBody": batch_body,
                 "responses": {"201": _json(EVALUATION, "evaluated"),
                               "200": _json(EVALUATION, "already evaluated"),
+                              "202": _json(EVALUATION, "added to the version's reference window, no verdict"),
                               **_errors(400, 401, 404, 409, 413, 415, 422, 500, 503)}}},
+            "/api/models/{name}/versions/{version}/reference": {"put": {
+                "summary": "Upload a reference (inputs + target) for one version; replaces the window",
+                "security": write,
+                "parameters": [name, {"name": "version", "in": "path", "required": True,
+                                      "schema": {"type": "string"}}],
+                "requestBody": batch_body,
+                "responses": {"201": _json({"type": "object"}, "stored"),
+                              **_errors(400, 401, 404, 415, 422, 503)}}},
             "/api/models/{name}/evaluate": {"post": {
                 "summary": "Evaluate now on a simulated batch", "security": write, "parameters": [name],
                 "requestBody": {"required": False, "content": {"application/json": {"schema": {
@@ -83,7 +93,14 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "id": {"type": "integer"}, "model_name": {"type": "string"},
                     "model_version": {"type": "string"}, "batch_id": {"type": "string"},
                     "source": {"type": "string"}, "scenario": {"type": "string", "nullable": True},
-                    "status": {"type": "string", "enum": ["ok", "failed", "rejected"]},
+                    "status": {"type": "string",
+                               "enum": ["ok", "failed", "rejected", "collecting", "no_reference"]},
+                    "task": {"type": "string", "enum": ["regression", "classification"], "nullable": True},
+                    "accuracy": {"type": "number", "nullable": True},
+                    "performance": {"type": "object"},
+                    "reference": {"type": "object", "properties": {
+                        "kind": {"type": "string", "nullable": True},
+                        "source": {"type": "string", "nullable": True}}},
                     "error": {"type": "string", "nullable": True},
                     "data_drift": {"type": "boolean", "nullable": True},
                     "concept_drift": {"type": "boolean", "nullable": True},

@@ -1,11 +1,22 @@
-"""Reference profiles per (model, version, drift config): built once from the version's logged
-reference data, kept in memory, and persisted in the database so restarts and other replicas reuse it.
+"""Reference profiles per (model, version, drift config): built once from the version's reference
+data, kept in memory, and persisted in the database so restarts and other replicas reuse it.
+
+Where the reference comes from, first match wins (docs/team-models.md):
+
+1. Driftline's own artifact ``reference/train.parquet`` (+ ``reference/holdout.parquet``) on the run;
+2. the run's dataset inputs whose source loads (``mlflow.data.from_pandas(df, source=URI, ...)`` +
+   ``mlflow.log_input(..., context="training")``; an ``evaluation`` dataset is the holdout);
+3. a reference uploaded for the version (``PUT /api/models/<name>/versions/<v>/reference``, CLI);
+4. a reference window: the first N labelled rows received for the version
+   (``MONITOR_REFERENCE_WINDOW_ROWS``); while it fills, evaluations are "collecting", with no verdict.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,11 +25,38 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from monitor.models import StoredProfile
-from monitor.registry import LoadedModel, Registry
+from monitor.models import ReferenceUpload, ReferenceWindowRows, StoredProfile
+from monitor.registry import LoadedModel, ReferenceData, Registry
 from monitor.settings import drift_config_hash
 
 log = logging.getLogger(__name__)
+
+FOUR_WAYS = (
+    "log a reference with the training run (a reference/train.parquet artifact, or "
+    "mlflow.log_input(mlflow.data.from_pandas(train, source=<URI of a logged file>, targets=<target>), "
+    "context='training')), upload one (PUT /api/models/{name}/versions/{version}/reference with CSV or "
+    "Parquet, or `python -m monitor reference upload`), or turn on the reference window "
+    "(MONITOR_REFERENCE_WINDOW_ROWS > 0: the first labelled rows pushed become the reference)"
+)
+
+
+class ReferenceNotFound(Exception):
+    """No reference data for a version by any of the four ways; the message names them."""
+
+
+@dataclass
+class ReferenceChoice:
+    """The profile an evaluation uses and where its data came from; or a window still filling."""
+
+    profile: Any
+    kind: str  # artifact | dataset | upload | window
+    source: str
+    window_rows: int = 0  # rows collected so far (while collecting)
+    window_size: int = 0
+
+    @property
+    def collecting(self) -> bool:
+        return self.profile is None
 
 
 class ProfileStore:
@@ -28,11 +66,89 @@ class ProfileStore:
         self._cache: dict[tuple[str, str, str], Any] = {}
         self._lock = threading.Lock()
         self._build_locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._no_mlflow: set[tuple[str, str]] = set()  # versions without an MLflow reference
         self._max = max_profiles
 
     def get(self, model: LoadedModel, drift: dict[str, Any]) -> Any:
-        """The ReferenceProfile for this model version and drift configuration."""
-        key = (model.name, model.version, drift_config_hash(drift))
+        """The ReferenceProfile from MLflow-recorded reference data (ValueError when there is none)."""
+        choice = self.resolve(model, drift, window_size=0)
+        return choice.profile
+
+    def resolve(self, model: LoadedModel, drift: dict[str, Any], window_size: int) -> ReferenceChoice:
+        """The reference for this version, by the four ways in order (module docstring)."""
+        base = drift_config_hash({**drift, "_task": model.task, "_target": model.target})
+        version_key = (model.name, model.version)
+        if version_key not in self._no_mlflow:
+            key = (model.name, model.version, base)
+            profile = self._cached(key, lambda: self._from_mlflow(model, drift))
+            if profile is not None:
+                meta = profile.metadata.get("reference") or {}
+                return ReferenceChoice(profile, meta.get("kind", "artifact"), meta.get("source", ""))
+            self._no_mlflow.add(version_key)
+        with self.sessions() as session:
+            upload = session.execute(sa.select(ReferenceUpload.id, ReferenceUpload.created_at).where(
+                ReferenceUpload.model_name == model.name,
+                ReferenceUpload.model_version == model.version)).first()
+            collected = 0 if upload is not None else int(session.scalar(
+                sa.select(sa.func.coalesce(sa.func.sum(ReferenceWindowRows.n_rows), 0)).where(
+                    ReferenceWindowRows.model_name == model.name,
+                    ReferenceWindowRows.model_version == model.version)) or 0)
+        if upload is not None:
+            source = f"upload {upload.id} ({upload.created_at:%Y-%m-%d %H:%M} UTC)"
+            profile = self._cached((model.name, model.version, f"{base}:upload{upload.id}"),
+                                   lambda: self._fit(model, drift, self._upload_data(upload.id, source)))
+            return ReferenceChoice(profile, "upload", source)
+        if window_size <= 0:
+            raise ReferenceNotFound(
+                f"no reference data for {model.name} version {model.version}: "
+                + FOUR_WAYS.format(name=model.name, version=model.version))
+        if collected < window_size:
+            return ReferenceChoice(None, "window", f"reference window, first {window_size} labelled rows",
+                                   window_rows=collected, window_size=window_size)
+        source = f"reference window: the first {window_size} labelled rows received for this version"
+        profile = self._cached((model.name, model.version, f"{base}:window{window_size}"),
+                               lambda: self._fit(model, drift, self._window_data(model, window_size, source)))
+        return ReferenceChoice(profile, "window", source, window_rows=window_size, window_size=window_size)
+
+    def upload(self, model: LoadedModel, frame: pd.DataFrame, drift: dict[str, Any]) -> dict[str, Any]:
+        """Store ``frame`` as the version's uploaded reference (replacing an earlier upload and the
+        window). The profile is fitted first, so data the engine cannot use is refused (ValueError)
+        before anything is written."""
+        from monitor.registry import TrackingUnavailable
+
+        data = ReferenceData(frame.reset_index(drop=True), None, "upload", "upload")
+        try:
+            build_profile_from(model, drift, data)
+        except TrackingUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the model or the engine cannot use these rows
+            raise ValueError(" ".join(str(exc).split())[:400]) from exc
+        buffer = io.BytesIO()
+        data.train.to_parquet(buffer, index=False)
+        with self.sessions.begin() as session:
+            session.execute(sa.delete(ReferenceUpload).where(
+                ReferenceUpload.model_name == model.name, ReferenceUpload.model_version == model.version))
+            row = ReferenceUpload(model_name=model.name, model_version=model.version, data=buffer.getvalue(),
+                                  n_rows=len(data.train), columns=[str(c) for c in data.train.columns])
+            session.add(row)
+            session.flush()
+            upload_id = row.id
+        self.forget(model.name, model.version)
+        in_mlflow = (model.name, model.version) not in self._no_mlflow and \
+            self.registry.mlflow_reference(model) is not None
+        return {"model": model.name, "version": model.version, "upload_id": upload_id,
+                "rows": len(data.train), "columns": [str(c) for c in data.train.columns],
+                "in_use": not in_mlflow,
+                "note": ("MLflow already records a reference for this version, which comes first"
+                         if in_mlflow else "used from the next evaluation on (replaces any window)")}
+
+    def forget(self, name: str, version: str) -> None:
+        """Drop memory caches of a version (after an upload) so the next evaluation re-resolves it."""
+        with self._lock:
+            for key in [k for k in self._cache if k[:2] == (name, version)]:
+                self._cache.pop(key, None)
+
+    def _cached(self, key: tuple[str, str, str], build: Any) -> Any:
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
@@ -41,7 +157,12 @@ class ProfileStore:
             with self._lock:
                 if key in self._cache:
                     return self._cache[key]
-            profile = self._load_stored(key) or self._build_and_store(key, model, drift)
+            profile = self._load_stored(key)
+            if profile is None:
+                profile = build()
+                if profile is None:
+                    return None
+                self._store(key, profile)
             with self._lock:
                 if len(self._cache) >= self._max:
                     self._cache.pop(next(iter(self._cache)))
@@ -51,6 +172,35 @@ class ProfileStore:
     def clear_memory(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._no_mlflow.clear()
+
+    def _from_mlflow(self, model: LoadedModel, drift: dict[str, Any]) -> Any:
+        data = self.registry.mlflow_reference(model)
+        return None if data is None else self._fit(model, drift, data)
+
+    def _fit(self, model: LoadedModel, drift: dict[str, Any], data: ReferenceData) -> Any:
+        profile = build_profile_from(model, drift, data)
+        profile.metadata["reference"] = {"kind": data.kind, "source": data.source,
+                                         "rows": int(len(data.train))}
+        return profile
+
+    def _upload_data(self, upload_id: int, source: str) -> ReferenceData:
+        with self.sessions() as session:
+            blob = session.scalar(sa.select(ReferenceUpload.data).where(ReferenceUpload.id == upload_id))
+        return ReferenceData(pd.read_parquet(io.BytesIO(bytes(blob))), None, "upload", source)
+
+    def _window_data(self, model: LoadedModel, size: int, source: str) -> ReferenceData:
+        frames, total = [], 0
+        with self.sessions() as session:
+            blobs = session.scalars(sa.select(ReferenceWindowRows.data).where(
+                ReferenceWindowRows.model_name == model.name,
+                ReferenceWindowRows.model_version == model.version).order_by(ReferenceWindowRows.id))
+            for blob in blobs:
+                frames.append(pd.read_parquet(io.BytesIO(bytes(blob))))
+                total += len(frames[-1])
+                if total >= size:
+                    break
+        return ReferenceData(pd.concat(frames, ignore_index=True).head(size), None, "window", source)
 
     def _load_stored(self, key: tuple[str, str, str]) -> Any:
         from monitor.drift import ReferenceProfile
@@ -67,40 +217,63 @@ class ProfileStore:
             log.warning("stored profile for %s v%s is unreadable; rebuilding", key[0], key[1])
             return None
 
-    def _build_and_store(self, key: tuple[str, str, str], model: LoadedModel, drift: dict[str, Any]) -> Any:
-        profile = build_profile(self.registry, model, drift)
+    def _store(self, key: tuple[str, str, str], profile: Any) -> None:
         try:
             with self.sessions.begin() as session:
                 session.add(StoredProfile(model_name=key[0], model_version=key[1], config_hash=key[2],
                                           profile=profile.to_bytes()))
         except IntegrityError:
             pass  # another process stored the same profile first: both are built from the same data
-        return profile
 
 
-def build_profile(registry: Registry, model: LoadedModel, drift: dict[str, Any]) -> Any:
-    """Fit the drift detector on the training features; model-output baselines from all reference rows.
+def model_features(model: LoadedModel, columns: Any) -> list[str]:
+    """The model's inputs: its signature (or features tag), else the reference columns but the target."""
+    return list(model.features) or [str(c) for c in columns if str(c) != model.target]
 
-    Features come from the train split only (what the model learned from). The residual and prediction
-    baselines use train + holdout: the holdout alone is small (20 rows in the seed's split) and the
-    engine wants one prediction per profiled row, so the outputs get their own fit and are grafted on.
+
+def build_profile_from(model: LoadedModel, drift: dict[str, Any], data: ReferenceData) -> Any:
+    """Fit the drift detector on the reference features; model-output baselines from all reference rows.
+
+    Features come from the train part only (what the model learned from). The output baselines
+    (residuals, or per-row loss, classes and scores for a classifier) use train + holdout: the holdout
+    alone is small (20 rows in the seed's split).
     """
     from monitor.drift import DriftConfig, DriftDetector
 
     config = DriftConfig.from_dict(drift)
-    train, holdout = registry.reference_frames(model)
-    missing = [c for c in [*model.features, model.target] if c not in train.columns]
+    train, holdout = data.train, data.holdout
+    features = model_features(model, train.columns)
+    missing = [c for c in [*features, model.target] if c not in train.columns]
     if missing:
-        raise ValueError(f"{model.name} v{model.version}: reference/train.parquet lacks columns {missing}; "
-                         f"it must hold the features ({', '.join(model.features)}) and the target")
-    detector = DriftDetector(config).fit(train[model.features],
+        raise ValueError(f"{model.name} v{model.version}: the reference ({data.source}) lacks columns "
+                         f"{missing}; it must hold the model inputs ({', '.join(features)}) and the "
+                         f"target '{model.target}' (target from {model.target_from})")
+    detector = DriftDetector(config).fit(train[features],
                                          metadata={"model": model.name, "version": model.version})
     outputs = pd.concat([train, holdout], ignore_index=True) if holdout is not None else train
-    outputs = outputs.dropna(subset=[*model.features, model.target])
-    predictions = np.asarray(model.predict(outputs[model.features]), dtype=float).reshape(-1)
-    baseline = DriftDetector(config).fit(outputs[model.features], predictions=predictions,
-                                         labels=outputs[model.target].to_numpy(dtype=float))
+    outputs = outputs.dropna(subset=[*features, model.target]).reset_index(drop=True)
     profile = detector.profile_
+    if model.task == "classification":
+        from monitor.drift.classification import fit_classification
+
+        labels = outputs[model.target].to_numpy()
+        predicted = np.asarray(model.predict(outputs[features])).reshape(-1)
+        proba = model.predict_proba(outputs[features])
+        profile.classification = fit_classification(labels, predicted, proba, model.classes,
+                                                    config.psi_bins)
+        profile.metadata["target"] = model.target
+        return profile
+    predictions = np.asarray(model.predict(outputs[features]), dtype=float).reshape(-1)
+    baseline = DriftDetector(config).fit(outputs[features], predictions=predictions,
+                                         labels=outputs[model.target].to_numpy(dtype=float))
     profile.predictions = baseline.profile_.predictions
     profile.residuals = baseline.profile_.residuals
     return profile
+
+
+def build_profile(registry: Registry, model: LoadedModel, drift: dict[str, Any]) -> Any:
+    """The profile from MLflow-recorded reference data (the first two of the four ways)."""
+    data = registry.mlflow_reference(model)
+    if data is None:
+        raise ReferenceNotFound(f"no reference data in MLflow for {model.name} version {model.version}")
+    return build_profile_from(model, drift, data)

@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 EXPERIMENT = "monitoring"
 TARGET_TAG = "driftline.target"
 FEATURES_TAG = "driftline.features"
+TASK_TAG = "driftline.task"
+MONITOR_TAG = "driftline.monitor"  # registered-model tag; "false" opts a champion out of monitoring
+DEFAULT_TARGET = "y"
+TASKS = ("regression", "classification")
 TRAIN_ARTIFACT = "reference/train.parquet"
 HOLDOUT_ARTIFACT = "reference/holdout.parquet"
 
@@ -43,6 +47,26 @@ class InputColumn:
     type: str  # MLflow schema type name: double, float, long, integer, boolean, string, …
 
 
+@dataclass(frozen=True)
+class RunDataset:
+    """One dataset input of the version's training run, as MLflow recorded it (not downloaded yet)."""
+
+    name: str
+    context: str  # training | evaluation | … ("" when the run gave none)
+    columns: tuple[str, ...]
+    entity: Any  # mlflow.entities.Dataset
+
+
+@dataclass
+class ReferenceData:
+    """Reference rows for a version and where they came from (recorded with every evaluation)."""
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame | None
+    kind: str  # artifact | dataset | upload | window
+    source: str  # human-readable: which artifact, dataset, upload or window
+
+
 @dataclass
 class LoadedModel:
     """A model version ready to predict, with what the monitor needs to know about it."""
@@ -54,9 +78,19 @@ class LoadedModel:
     inputs: list[InputColumn]
     target: str
     features: list[str]
+    target_from: str = "default"  # dataset | tag | config | default
+    task: str = "regression"  # regression | classification
+    classes: list[Any] | None = None  # classification: the model's classes, in predict_proba's order
+    proba: Any = None  # classification: a callable frame -> (n, k) probabilities, when the flavour has one
+    datasets: list[RunDataset] = field(default_factory=list)
 
     def predict(self, frame: pd.DataFrame) -> Any:
         return self.pyfunc.predict(frame[[c.name for c in self.inputs]] if self.inputs else frame)
+
+    def predict_proba(self, frame: pd.DataFrame) -> Any:
+        if self.proba is None:
+            return None
+        return self.proba(frame[[c.name for c in self.inputs]] if self.inputs else frame)
 
 
 def configure_client_env() -> None:
@@ -121,7 +155,8 @@ class Registry:
         while True:
             page = self._call("listing registered models", self.client.search_registered_models,
                               max_results=200, page_token=token)
-            names += [m.name for m in page if self.champion_alias in (m.aliases or {})]
+            names += [m.name for m in page if self.champion_alias in (m.aliases or {})
+                      and not opted_out(m.tags or {})]
             token = page.token
             if not token:
                 return sorted(names)
@@ -153,8 +188,12 @@ class Registry:
             return f"tracking server {url} unreachable: {_short(exc)}"
 
     # --- model versions --------------------------------------------------------------------------
-    def load(self, name: str, version: str) -> LoadedModel:
-        """The loaded model version, from the cache when this process has loaded it before."""
+    def load(self, name: str, version: str, *, target: str | None = None,
+             task: str | None = None) -> LoadedModel:
+        """The loaded model version, from the cache when this process has loaded it before.
+
+        ``target`` and ``task`` are the config file's overrides for this model (see ``_load_uncached``).
+        """
         key = (name, version)
         with self._lock:
             if key in self._models:
@@ -165,7 +204,7 @@ class Registry:
             with self._lock:
                 if key in self._models:
                     return self._models[key]
-            model = self._load_uncached(name, version)
+            model = self._load_uncached(name, version, target, task)
             with self._lock:
                 self._models[key] = model
                 while len(self._models) > self._max_models:
@@ -180,7 +219,17 @@ class Registry:
         with self._lock:
             self._models.clear()
 
-    def _load_uncached(self, name: str, version: str) -> LoadedModel:
+    def _load_uncached(self, name: str, version: str, config_target: str | None = None,
+                       config_task: str | None = None) -> LoadedModel:
+        """Load the version and work out what it predicts from what MLflow recorded.
+
+        Target: the training dataset's one column that is not a model input (MLflow 3 does not keep
+        ``from_pandas(targets=...)`` on the logged dataset, only its schema), then the version tag
+        ``driftline.target``, then the config file, then ``y``. Inputs: the signature, else the
+        ``driftline.features`` tag, else (decided at profile time) the reference columns. Task: the
+        config (or the ``driftline.task`` tag) wins; else a model with ``classes_`` (sklearn flavour)
+        or string/boolean outputs in its signature is a classifier.
+        """
         import mlflow.pyfunc
 
         started = time.perf_counter()
@@ -188,34 +237,138 @@ class Registry:
         pyfunc = self._call(f"loading {name} version {version}", mlflow.pyfunc.load_model,
                             f"models:/{name}/{version}")
         schema = pyfunc.metadata.get_input_schema()
-        inputs = [InputColumn(c.name, _type_name(c.type)) for c in schema.inputs] if schema else []
+        inputs = [InputColumn(c.name, _type_name(c.type)) for c in schema.inputs
+                  if getattr(c, "name", None)] if schema else []
         tags = mv.tags or {}
         features = [f.strip() for f in tags.get(FEATURES_TAG, "").split(",") if f.strip()]
         if not features:
             features = [c.name for c in inputs]
-        target = tags.get(TARGET_TAG, "y")
-        log.info("loaded %s version %s in %.2f s", name, version, time.perf_counter() - started)
+        datasets = self._run_datasets(mv.run_id)
+        input_names = {c.name for c in inputs} | set(features)
+        target, target_from = DEFAULT_TARGET, "default"
+        from_dataset = _target_from_datasets(datasets, input_names)
+        if from_dataset:
+            target, target_from = from_dataset, "dataset"
+        elif tags.get(TARGET_TAG):
+            target, target_from = tags[TARGET_TAG], "tag"
+        elif config_target:
+            target, target_from = config_target, "config"
+        raw = _raw_model(pyfunc)
+        classes = getattr(raw, "classes_", None)
+        task = config_task or tags.get(TASK_TAG)
+        if task not in TASKS:
+            task = "classification" if classes is not None or _outputs_are_labels(pyfunc) else "regression"
+        proba = None
+        if task == "classification" and raw is not None and hasattr(raw, "predict_proba") \
+                and classes is not None:
+            proba = raw.predict_proba
+        log.info("loaded %s version %s in %.2f s (%s, target %r from %s)", name, version,
+                 time.perf_counter() - started, task, target, target_from)
         return LoadedModel(name=name, version=version, run_id=mv.run_id, pyfunc=pyfunc,
                            inputs=inputs or [InputColumn(f, "double") for f in features],
-                           target=target, features=features)
+                           target=target, features=features, target_from=target_from, task=task,
+                           classes=None if classes is None else list(classes), proba=proba,
+                           datasets=datasets)
+
+    def _run_datasets(self, run_id: str | None) -> list[RunDataset]:
+        if not run_id:
+            return []
+        try:
+            run = self._call("reading the training run", self.client.get_run, run_id)
+        except ModelNotFound:
+            return []  # the run was deleted: the version still predicts
+        found = []
+        for item in (run.inputs.dataset_inputs if run.inputs else []) or []:
+            context = {t.key: t.value for t in item.tags or []}.get("mlflow.data.context", "")
+            found.append(RunDataset(name=item.dataset.name, context=context,
+                                    columns=tuple(_schema_columns(item.dataset.schema)), entity=item.dataset))
+        return found
 
     def reference_frames(self, model: LoadedModel) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         """The training run's reference data: train (required) and holdout (optional)."""
+        found = self.mlflow_reference(model)
+        if found is None:
+            raise ValueError(f"{model.name} version {model.version} has no reference data in MLflow")
+        return found.train, found.holdout
+
+    def mlflow_reference(self, model: LoadedModel) -> ReferenceData | None:
+        """Reference data recorded in MLflow, in order: Driftline's ``reference/train.parquet``
+        artifact (+ holdout), else the run's dataset inputs whose source loads (training context
+        first; an evaluation-context dataset is the holdout). None when neither exists."""
         if not model.run_id:
-            raise ValueError(f"{model.name} version {model.version} has no training run to read reference "
-                             "data from; register versions from a run that logs reference/train.parquet")
+            return None
+        found = self._driftline_artifact(model)
+        if found is not None:
+            return found
+        return self._dataset_inputs(model)
+
+    def _driftline_artifact(self, model: LoadedModel) -> ReferenceData | None:
         with tempfile.TemporaryDirectory(prefix="driftline-ref-") as tmp:
-            train_path = self._call("downloading reference data", self.client.download_artifacts,
-                                    model.run_id, TRAIN_ARTIFACT, tmp)
+            try:
+                train_path = self.client.download_artifacts(model.run_id, TRAIN_ARTIFACT, tmp)
+            except Exception as exc:  # noqa: BLE001 - absent for models not registered by the trainer
+                if _is_unavailable(exc) and "Failed to download" not in str(exc):
+                    raise TrackingUnavailable(f"downloading reference data: {_short(exc)}") from exc
+                return None
             train = pd.read_parquet(train_path)
             try:
                 holdout_path = self.client.download_artifacts(model.run_id, HOLDOUT_ARTIFACT, tmp)
                 holdout = pd.read_parquet(holdout_path)
             except Exception as exc:  # noqa: BLE001 - holdout is optional
-                if _is_unavailable(exc):
+                if _is_unavailable(exc) and "Failed to download" not in str(exc):
                     raise TrackingUnavailable(f"downloading holdout data: {_short(exc)}") from exc
                 holdout = None
-        return train, holdout
+        return ReferenceData(train, holdout, "artifact", f"run {model.run_id} artifact {TRAIN_ARTIFACT}")
+
+    def _dataset_inputs(self, model: LoadedModel) -> ReferenceData | None:
+        ordered = sorted(model.datasets, key=lambda d: {"training": 0, "": 1}.get(d.context, 2))
+        train = holdout = None
+        used: list[str] = []
+        for dataset in ordered:
+            if train is not None and dataset.context != "evaluation":
+                continue
+            try:
+                frame = self._load_dataset(dataset)
+            except TrackingUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - e.g. a code source (from_pandas without source=)
+                log.info("%s v%s: dataset %r (%s) does not load: %s", model.name, model.version,
+                         dataset.name, dataset.context or "no context", _short(exc, 160))
+                continue
+            if train is None:
+                train = frame
+                used.append(f"{dataset.name} ({dataset.context or 'no context'})")
+            elif holdout is None:
+                holdout = frame
+                used.append(f"{dataset.name} (evaluation)")
+        if train is None:
+            return None
+        return ReferenceData(train, holdout, "dataset",
+                             f"run {model.run_id} dataset input {' + '.join(used)}")
+
+    def _load_dataset(self, dataset: RunDataset) -> pd.DataFrame:
+        """Download a logged dataset through its source: artifact URIs go through the tracking server
+        (``mlflow-artifacts:``, ``runs:``), anything else through ``get_source(...).load()`` (S3, HTTP,
+        files)."""
+        import mlflow.artifacts
+        import mlflow.data
+
+        entity = dataset.entity
+        try:
+            uri = json.loads(entity.source).get("uri") or json.loads(entity.source).get("url")
+        except (TypeError, ValueError, AttributeError):
+            uri = None
+        with tempfile.TemporaryDirectory(prefix="driftline-ds-") as tmp:
+            if isinstance(uri, str) and uri.split(":", 1)[0] in ("mlflow-artifacts", "runs", "models"):
+                path = self._call(f"downloading dataset {dataset.name}", mlflow.artifacts.download_artifacts,
+                                  artifact_uri=uri, dst_path=tmp, tracking_uri=self.tracking_uri)
+            else:
+                source = mlflow.data.get_source(entity)
+                try:
+                    path = source.load(dst_path=tmp)
+                except TypeError:
+                    path = source.load()
+            return read_table(str(path))
 
     # --- monitoring runs -------------------------------------------------------------------------
     def log_evaluation(self, *, model: str, version: str, batch_id: str, metrics: dict[str, float],
@@ -291,6 +444,73 @@ class Registry:
             else:
                 self._experiment_id = found.experiment_id
         return self._experiment_id
+
+
+def opted_out(tags: dict[str, str]) -> bool:
+    return str(tags.get(MONITOR_TAG, "")).strip().lower() in ("false", "0", "no", "off")
+
+
+def read_table(path: str) -> pd.DataFrame:
+    """A downloaded dataset file (or a folder of them) as a frame: Parquet or CSV by name, else sniffed."""
+    from pathlib import Path
+
+    target = Path(path)
+    if target.is_dir():
+        files = sorted(p for p in target.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
+        if not files:
+            raise ValueError(f"dataset folder {path} is empty")
+        return pd.concat([read_table(str(f)) for f in files], ignore_index=True)
+    suffix = target.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(target)
+    if suffix in (".csv", ".txt"):
+        return pd.read_csv(target)
+    if suffix == ".json":
+        return pd.read_json(target)
+    try:
+        return pd.read_parquet(target)
+    except Exception:  # noqa: BLE001 - not parquet: try CSV
+        return pd.read_csv(target)
+
+
+def _schema_columns(schema_json: str | None) -> list[str]:
+    if not schema_json:
+        return []
+    try:
+        spec = json.loads(schema_json).get("mlflow_colspec") or []
+    except (TypeError, ValueError, AttributeError):
+        return []
+    return [c["name"] for c in spec if isinstance(c, dict) and c.get("name")]
+
+
+def _target_from_datasets(datasets: list[RunDataset], inputs: set[str]) -> str | None:
+    """The training dataset's single column that is not a model input: the target it was logged with."""
+    if not inputs:
+        return None
+    for dataset in sorted(datasets, key=lambda d: d.context != "training"):
+        extra = [c for c in dataset.columns if c not in inputs]
+        if len(extra) == 1:
+            return extra[0]
+    return None
+
+
+def _raw_model(pyfunc: Any) -> Any:
+    """The flavour's own model object (an sklearn estimator, …) when the flavour exposes one."""
+    try:
+        return pyfunc.get_raw_model()
+    except Exception:  # noqa: BLE001 - custom pyfunc models have none
+        return getattr(getattr(pyfunc, "_model_impl", None), "sklearn_model", None)
+
+
+def _outputs_are_labels(pyfunc: Any) -> bool:
+    schema = pyfunc.metadata.get_output_schema() if pyfunc.metadata else None
+    if schema is None:
+        return False
+    try:
+        types = [_type_name(t) for t in schema.input_types()]
+    except Exception:  # noqa: BLE001 - tensor schemas
+        return False
+    return bool(types) and all(t in ("string", "boolean") for t in types)
 
 
 def _type_name(dtype: Any) -> str:

@@ -127,6 +127,7 @@ class MonitorScheduler:
         self.aps: Any = None
         self._failures: dict[str, int] = {}
         self._not_before: dict[str, float] = {}
+        self._told: set[tuple[str, str]] = set()
         self.last_round: dict[str, Any] = {}
 
     @property
@@ -197,10 +198,13 @@ class MonitorScheduler:
         self.run_round(self.current_slot())
 
     def models(self) -> list[str]:
-        names = [m.name for m in self.config.models]
+        """Configured and discovered champions, minus opted-out ones (config ``monitor: false``; the
+        registered-model tag ``driftline.monitor=false`` is applied by ``Registry.champions``)."""
+        names = [m.name for m in self.config.models if m.monitor]
         if self.config.discover:
             names += self.service.registry.champions()
-        return sorted(set(names))
+        skipped = {m.name for m in self.config.models if not m.monitor}
+        return sorted(set(names) - skipped)
 
     def run_round(self, slot: int) -> list[Outcome]:
         """Evaluate every monitored model once for this slot; one model's trouble never stops the rest."""
@@ -235,6 +239,8 @@ class MonitorScheduler:
         model_config = self.config.model(name)
         source = model_config.source or self.settings.default_source
         if source == "simulated":
+            if not self._fits_scenarios(name):
+                return []
             cycle = model_config.scenarios or self.config.scenarios
             rows = model_config.rows or self.settings.simulated_rows
             return [self.service.evaluate(name, slot_batch(slot, cycle, rows))]
@@ -248,6 +254,24 @@ class MonitorScheduler:
                 inbox = inbox.replace("{model}", name)
             return [self.service.evaluate(name, batch) for batch in self.inbox.pending(name, inbox)]
         return []  # push: evaluated when batches arrive
+
+    def _fits_scenarios(self, name: str) -> bool:
+        """The simulated source only feeds models whose inputs are its scenario columns (the demo
+        models); every other champion is push, inbox or reference window only."""
+        from seed_scenarios import FEATURES
+
+        registry = self.service.registry
+        version = registry.resolve(name)
+        model_config = self.config.model(name)
+        model = registry.load(name, version, target=model_config.target, task=model_config.task)
+        inputs = sorted(c.name for c in model.inputs)
+        fits = inputs == sorted(FEATURES) and model.task == "regression"
+        key = (name, version)
+        if not fits and key not in self._told:
+            self._told.add(key)
+            log.info("model %s v%s: inputs %s are not the simulated scenario's %s: not fed simulated "
+                     "batches (push batches or use the S3 inbox)", name, version, inputs, sorted(FEATURES))
+        return fits
 
     def _note(self, name: str, *, transient: bool) -> None:
         if not transient:

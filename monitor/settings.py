@@ -64,6 +64,9 @@ class MonitorSettings(BaseSettings):
     # Added by the monitor (not in the original table): retry cap, simulated batch size, default inbox.
     retry_max_seconds: float = Field(300.0, gt=0, validation_alias="MONITOR_RETRY_MAX_SECONDS")
     simulated_rows: int = Field(100, ge=1, le=10_000_000, validation_alias="MONITOR_SIMULATED_ROWS")
+    # Team models: the first N labelled rows of a version without any reference become its reference.
+    reference_window_rows: int = Field(200, ge=0, le=10_000_000,
+                                       validation_alias="MONITOR_REFERENCE_WINDOW_ROWS")
     s3_inbox: str | None = Field(None, validation_alias="MONITOR_S3_INBOX")
     s3_endpoint_url: str | None = Field(None, validation_alias="MLFLOW_S3_ENDPOINT_URL")
     aws_access_key_id: str | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
@@ -133,6 +136,9 @@ class ModelConfig:
     scenarios: tuple[str, ...] | None = None
     rows: int | None = None
     drift: dict[str, Any] = field(default_factory=dict)  # DriftConfig fields (tests, thresholds, alpha…)
+    target: str | None = None  # target column when neither the dataset nor a version tag says
+    task: str | None = None  # regression | classification (overrides detection)
+    monitor: bool = True  # false: not watched even with the champion alias
 
 
 @dataclass(frozen=True)
@@ -193,6 +199,9 @@ def load_config_file(path: Path | None) -> MonitorConfig:
         if not isinstance(item, dict) or not item.get("name"):
             raise ConfigError("MONITOR_CONFIG_FILE: every entry under models needs a name")
         source = item.get("source")
+        if item.get("task") not in (None, "regression", "classification"):
+            raise ConfigError(f"MONITOR_CONFIG_FILE: model {item['name']} has task {item['task']!r}; "
+                              "use regression or classification")
         if source is not None and source not in SOURCES:
             raise ConfigError(f"MONITOR_CONFIG_FILE: model {item['name']} has source {source!r}; "
                               f"use one of {', '.join(SOURCES)}")
@@ -200,6 +209,7 @@ def load_config_file(path: Path | None) -> MonitorConfig:
             name=str(item["name"]), source=source, s3_inbox=item.get("s3_inbox"),
             scenarios=tuple(item["scenarios"]) if item.get("scenarios") else None,
             rows=item.get("rows"), drift=dict(item.get("drift") or {}),
+            target=item.get("target"), task=item.get("task"), monitor=bool(item.get("monitor", True)),
         ))
     config = MonitorConfig(
         discover=bool(data.get("discover", True)),

@@ -29,9 +29,11 @@ class ValidationResult:
 
 
 def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
-    expected = [c.name for c in model.inputs]
-    wanted = [*expected, model.target]
     columns = [str(c) for c in frame.columns]
+    # No signature and no features tag: every column but the target is an input (checked against the
+    # reference's columns when the batch is scored).
+    expected = [c.name for c in model.inputs] or [c for c in columns if c != model.target]
+    wanted = [*expected, model.target]
     missing = [c for c in wanted if c not in columns]
     extra = [c for c in columns if c not in wanted]
     details: dict[str, Any] = {"expected_columns": wanted, "received_columns": columns, "rows": len(frame)}
@@ -47,8 +49,11 @@ def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
         return ValidationResult(None, problems, {**details, "missing": missing, "unexpected": extra})
 
     clean: dict[str, Any] = {}
-    types = {c.name: c.type for c in model.inputs}
-    types[model.target] = "double"
+    types = {c.name: c.type for c in model.inputs} or {
+        c: ("double" if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+            else "string") for c in expected}
+    # A classifier's labels stay as sent (strings or numbers); a regression target must be numeric.
+    types[model.target] = "double" if model.task == "regression" else "label"
     bad_types: dict[str, str] = {}
     non_finite: dict[str, int] = {}
     for name in wanted:
@@ -76,6 +81,8 @@ def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
                 non_finite[name] = count
             clean[name] = array
         else:
+            if name == model.target and int(column.isna().sum()):
+                non_finite[name] = int(column.isna().sum())
             clean[name] = column.reset_index(drop=True)
     if bad_types:
         problems.append(f"wrong type in column(s) {bad_types}")

@@ -125,9 +125,13 @@ def _concept_drift(ev: EvaluationLike) -> Signal | None:
     concept = (ev.report or {}).get("concept") or {}
     for name, result in concept.items():
         if isinstance(result, Mapping) and (result.get("adjusted_drift") or result.get("drift")):
-            parts.append(f"residuals {_test_text(name, result)}")
+            on = result.get("target") if result.get("target") not in (None, "residuals") else "residuals"
+            parts.append(f"{on} {_test_text(name, result)}")
     if ev.mse is not None and ev.baseline_mse:
         parts.append(f"MSE {_num(ev.baseline_mse)} → {_num(ev.mse)}")
+    accuracy, baseline_accuracy = getattr(ev, "accuracy", None), getattr(ev, "baseline_accuracy", None)
+    if accuracy is not None and baseline_accuracy is not None:
+        parts.append(f"accuracy {_num(baseline_accuracy)} → {_num(accuracy)}")
     text = "; ".join(parts) if parts else "the relation between inputs and target changed"
     return Signal("concept_drift", True, f"Concept drift on {ev.model_name} v{ev.model_version}: {text}")
 
@@ -136,7 +140,11 @@ def _performance(ev: EvaluationLike, policy: RulePolicy) -> Signal | None:
     if not _ok(ev):
         return None
     ratios = {}
-    for metric, value, baseline in (("MSE", ev.mse, ev.baseline_mse), ("MAE", ev.mae, ev.baseline_mae)):
+    accuracy, baseline_accuracy = getattr(ev, "accuracy", None), getattr(ev, "baseline_accuracy", None)
+    error_rates = (None, None) if accuracy is None or baseline_accuracy is None else (
+        1 - accuracy, 1 - baseline_accuracy)
+    for metric, value, baseline in (("MSE", ev.mse, ev.baseline_mse), ("MAE", ev.mae, ev.baseline_mae),
+                                    ("error rate", *error_rates)):
         if value is not None and baseline is not None and baseline > 0 and math.isfinite(value):
             ratios[metric] = (value / baseline, baseline, value)
     if not ratios:

@@ -22,7 +22,9 @@ from monitor.models import Evaluation, StoredProfile
 
 HISTORY_TAG = "driftline.alias_history"
 MAX_POINTS = 200
-STATUS_ORDER = ("failing", "degraded", "drifting", "silenced", "healthy", "no data")
+STATUS_ORDER = ("failing", "degraded", "drifting", "silenced", "no reference", "collecting reference",
+                "healthy", "no data")
+TREND_POINTS = 30  # evaluations in an overview card's trend chart
 ALERT_STATUS = {
     "monitor_failure": "failing",
     "concept_drift": "degraded",
@@ -220,10 +222,15 @@ def model_status(latest: Evaluation | None, alerts: list[dict[str, Any]]) -> str
 def evaluation_status(ev: Evaluation | None) -> str:
     if ev is None:
         return "no data"
+    if ev.status == "collecting":
+        return "collecting reference"
+    if ev.status == "no_reference":
+        return "no reference"
     if ev.status != "ok":
         return "failing"
     if (
         ev.concept_drift
+        or _ratio(error_rate(ev.accuracy), error_rate(ev.baseline_accuracy)) >= PERFORMANCE_RATIO
         or _ratio(ev.mse, ev.baseline_mse) >= PERFORMANCE_RATIO
         or _ratio(ev.mae, ev.baseline_mae) >= PERFORMANCE_RATIO
     ):
@@ -231,6 +238,50 @@ def evaluation_status(ev: Evaluation | None) -> str:
     if ev.data_drift or ev.prediction_drift:
         return "drifting"
     return "healthy"
+
+
+def error_rate(accuracy: float | None) -> float | None:
+    return None if accuracy is None else 1.0 - accuracy
+
+
+def error_ratio(ev: Evaluation) -> float | None:
+    """Batch error over baseline error: MSE for regression, error rate (1 - accuracy) for classifiers."""
+    if ev.accuracy is not None:
+        value, baseline = error_rate(ev.accuracy), error_rate(ev.baseline_accuracy)
+    else:
+        value, baseline = ev.mse, ev.baseline_mse
+    if value is None or not baseline:
+        return None
+    return value / baseline
+
+
+def collecting_text(ev: Evaluation | None) -> str | None:
+    """"collecting reference, k of N rows" while a version's reference window fills."""
+    if ev is None or ev.status != "collecting":
+        return None
+    return ((ev.report or {}).get("collecting") or {}).get("message")
+
+
+def trend(session: Any, name: str) -> dict[str, Any]:
+    """The card's small chart: error against the baseline and the share of drifted features, over the
+    model's last ``TREND_POINTS`` ok evaluations (oldest first)."""
+    rows = session.scalars(
+        sa.select(Evaluation).options(selectinload(Evaluation.features))
+        .where(Evaluation.model_name == name, Evaluation.status == "ok")
+        .order_by(Evaluation.id.desc()).limit(TREND_POINTS)
+    ).all()[::-1]
+    label = "error rate / baseline" if any(r.accuracy is not None for r in rows) else "MSE / baseline"
+    return {
+        "labels": [_label(r.finished_at) for r in rows],
+        "ids": [r.id for r in rows],
+        "datasets": [
+            {"label": label, "data": [error_ratio(r) for r in rows]},
+            {"label": "drifted share", "data": [
+                (len(r.drifted_features or []) / len({f.feature for f in r.features})) if r.features else None
+                for r in rows]},
+        ],
+        "compact": True,
+    }
 
 
 def _ratio(value: float | None, baseline: float | None) -> float:
@@ -323,6 +374,8 @@ def overview(session: Any, monitor: Any, registry_view: RegistryView) -> dict[st
                 "registry_error": reg["error"],
                 "open_alerts": [a for a in alerts if a["state"] in ("firing", "silenced")],
                 "metrics": metrics_for(name, reg["history"], alerts, registry_view, now),
+                "collecting": collecting_text(last),
+                "trend": trend(session, name),
             }
         )
     models.sort(key=lambda m: (STATUS_ORDER.index(m["status"]), m["name"]))
@@ -372,12 +425,21 @@ def model_charts(
     ok = [r for r in rows if r.status == "ok"]
     labels = [_label(r.finished_at) for r in ok]
     ids = [r.id for r in ok]
-    errors = [
-        {"label": "MSE", "data": [r.mse for r in ok]},
-        {"label": "baseline MSE", "data": [r.baseline_mse for r in ok], "dashed": True},
-        {"label": "MAE", "data": [r.mae for r in ok]},
-        {"label": "baseline MAE", "data": [r.baseline_mae for r in ok], "dashed": True},
-    ]
+    if any(r.accuracy is not None for r in ok):
+        perf = [(r.report or {}).get("performance") or {} for r in ok]
+        errors = [
+            {"label": "accuracy", "data": [r.accuracy for r in ok]},
+            {"label": "baseline accuracy", "data": [r.baseline_accuracy for r in ok], "dashed": True},
+            {"label": "balanced accuracy", "data": [p.get("balanced_accuracy") for p in perf]},
+            {"label": "macro F1", "data": [p.get("macro_f1") for p in perf]},
+        ]
+    else:
+        errors = [
+            {"label": "MSE", "data": [r.mse for r in ok]},
+            {"label": "baseline MSE", "data": [r.baseline_mse for r in ok], "dashed": True},
+            {"label": "MAE", "data": [r.mae for r in ok]},
+            {"label": "baseline MAE", "data": [r.baseline_mae for r in ok], "dashed": True},
+        ]
     features: list[str] = []
     for r in ok:
         for f in r.features:

@@ -100,12 +100,22 @@ class DriftDetector:
         return self
 
     # --- score ---------------------------------------------------------------------------------------
-    def score(self, current: pd.DataFrame, predictions: Any = None, labels: Any = None) -> DriftReport:
-        """Score one batch against the profile; only the batch is processed."""
+    def score(self, current: pd.DataFrame, predictions: Any = None, labels: Any = None,
+              probabilities: Any = None) -> DriftReport:
+        """Score one batch against the profile; only the batch is processed.
+
+        For a classifier's profile (``profile_.classification``), ``predictions`` are predicted classes,
+        ``labels`` the true classes and ``probabilities`` an optional (rows, classes) array.
+        """
         profile = self._fitted_profile()
         config = self.config
         _check_frame(current, "batch")
-        preds, labs, model_columns = _model_outputs(current, predictions, labels, "batch")
+        classifier = profile.classification is not None
+        if classifier:
+            preds = labs = None
+            model_columns: set[str] = set()
+        else:
+            preds, labs, model_columns = _model_outputs(current, predictions, labels, "batch")
         by_name = {str(c): c for c in current.columns}  # profiles store names as strings
         missing = [name for name in profile.features if name not in by_name]
         if missing:
@@ -127,9 +137,18 @@ class DriftDetector:
         column_quality = dict(zip(names, (s[1] for s in scored), strict=True))
         distributions = {n: s[2] for n, s in zip(names, scored, strict=True) if s[2] is not None}
 
-        concept_results, prediction_results, performance, model_quality, model_sizes, model_bins = (
-            _score_model(profile, preds, labs, config)
-        )
+        if classifier:
+            label_name = str(profile.metadata.get("target", "label"))
+            label_result, concept_results, prediction_results, performance, model_quality, model_sizes = (
+                _score_classifier(profile, predictions, labels, probabilities, config, label_name)
+            )
+            if label_result is not None:
+                features.setdefault(label_name, {})[label_result.test] = label_result
+            model_bins: dict[str, Distribution] = {}
+        else:
+            concept_results, prediction_results, performance, model_quality, model_sizes, model_bins = (
+                _score_model(profile, preds, labs, config)
+            )
         for name, bins in model_bins.items():
             distributions.setdefault(name, bins)  # a feature named "residuals" keeps its own chart
         feature_results = [r for per in features.values() for r in per.values()]
@@ -472,3 +491,67 @@ def _score_model(
                 decides=decision.distances_decide(config, n_base, n),
             )
     return concept_results, prediction_results, performance, model_quality, sizes, distributions
+
+
+def _score_classifier(
+    profile: ReferenceProfile, predictions: Any, labels: Any, probabilities: Any, config: DriftConfig,
+    label_name: str,
+) -> tuple[
+    TestResult | None, dict[str, TestResult], dict[str, TestResult], dict[str, Any], dict[str, Any],
+    dict[str, int],
+]:
+    """Label drift, prediction drift (classes, scores), concept drift (per-row loss) and metrics."""
+    from monitor.drift import classification as cls
+
+    base = profile.classification
+    chi2, ks = get_test("chi2"), get_test("ks")
+    concept_results: dict[str, TestResult] = {}
+    prediction_results: dict[str, TestResult] = {}
+    model_quality: dict[str, Any] = {"issues": []}
+    sizes: dict[str, int] = {}
+    label_result = None
+    if predictions is None:
+        return label_result, concept_results, prediction_results, {}, model_quality, sizes
+    preds = cls.as_labels(predictions)
+    n = int(preds.size)
+    proba = None
+    if probabilities is not None and base.has_proba:
+        proba = cls._proba(probabilities, n, len(base.classes))
+    prediction_results["predicted_classes:chi2"] = decision.result_of(
+        chi2, run_test(chi2, cls.table(base.predicted, preds)), "prediction", "predicted_classes", config,
+        base.predicted.n_present, n)
+    sizes.update(reference_predictions=base.predicted.n_present, current_predictions=n)
+    if proba is not None and base.scores is not None:
+        scores = sort_numeric(cls.scores_of(proba))
+        prediction_results["scores:ks"] = decision.result_of(
+            ks, run_test(ks, base.scores, scores), "prediction", "scores", config, base.scores.n_finite,
+            int(scores.finite.size))
+    performance: dict[str, Any] = {"task": "classification", "classes": list(base.classes)}
+    performance.update({f"baseline_{k}": v for k, v in base.performance.items() if k != "rows_with_label"})
+    if labels is None:
+        return label_result, concept_results, prediction_results, performance, model_quality, sizes
+    labs = cls.as_labels(labels)
+    if labs.size != n:
+        raise ValueError(f"labels have {labs.size} values but there are {n} predictions; pass one per row")
+    keep = pd.notna(labs)
+    labs, preds_l = labs[keep], preds[keep]
+    proba_l = None if proba is None else proba[keep]
+    if labs.size == 0:
+        model_quality["issues"].append("no_labels")
+        return label_result, concept_results, prediction_results, performance, model_quality, sizes
+    label_result = decision.result_of(chi2, run_test(chi2, cls.table(base.labels, labs)), "data",
+                                      label_name, config, base.labels.n_present, int(labs.size))
+    performance.update(cls.metrics(labs, preds_l, proba_l, base.classes))
+    sizes.update(reference_labels=base.labels.n_present, current_labels=int(labs.size))
+    if isinstance(base.loss, NumericProfile) and proba_l is not None:
+        welch = get_test("welch_t")
+        loss = sort_numeric(cls.row_excess_loss(labs, proba_l, base.classes))
+        concept_results["excess_log_loss:welch_t"] = decision.result_of(
+            welch, run_test(welch, base.loss, loss), "concept", "excess_log_loss", config,
+            base.loss.n_finite, int(loss.finite.size))
+    elif isinstance(base.loss, CategoricalProfile):
+        right = np.where(labs == preds_l, "right", "wrong").astype(object)
+        concept_results["loss:chi2"] = decision.result_of(
+            chi2, run_test(chi2, cls.table(base.loss, right)), "concept", "zero_one_loss", config,
+            base.loss.n_present, int(labs.size))
+    return label_result, concept_results, prediction_results, performance, model_quality, sizes

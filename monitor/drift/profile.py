@@ -215,6 +215,7 @@ class ReferenceProfile:
     residuals: NumericProfile | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     joint: JointProfile | None = None
+    classification: Any = None  # a ClassificationBaseline for classifiers (monitor.drift.classification)
 
     @property
     def baseline_mse(self) -> float | None:
@@ -231,6 +232,8 @@ class ReferenceProfile:
             parts.append(("predictions", self.predictions))
         if self.residuals is not None:
             parts.append(("residuals", self.residuals))
+        if self.classification is not None:
+            parts += self.classification.parts()
         return parts
 
     def _header(self) -> dict[str, Any]:
@@ -240,6 +243,7 @@ class ReferenceProfile:
             "n_rows": self.n_rows,
             "psi_bins": self.psi_bins,
             "metadata": self.metadata,
+            **({"classification": self.classification.header()} if self.classification is not None else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -257,14 +261,18 @@ class ReferenceProfile:
     def from_dict(cls, data: Mapping[str, Any]) -> ReferenceProfile:
         _check_header(data)
         features: dict[str, FeatureProfile] = {}
-        baselines: dict[str, NumericProfile] = {}
+        baselines: dict[str, Any] = {}
         for item in data["parts"]:
             part = _part_from(item, item)
             if item["role"] == "feature":
                 features[part.name] = part
             else:
-                assert isinstance(part, NumericProfile)
                 baselines[item["role"]] = part
+        classification = None
+        if data.get("classification"):
+            from monitor.drift.classification import ClassificationBaseline
+
+            classification = ClassificationBaseline.from_parts(data["classification"], baselines)
         return cls(
             features=features,
             n_rows=int(data["n_rows"]),
@@ -275,6 +283,7 @@ class ReferenceProfile:
             joint=JointProfile.from_parts(data["joint"], data["joint"]["values"])
             if data.get("joint")
             else None,
+            classification=classification,
         )
 
     def to_bytes(self) -> bytes:

@@ -51,6 +51,7 @@
       };
     });
     var yTicks = payload.percent ? { callback: function (v) { return Math.round(v * 100) + "%"; } } : {};
+    var compact = !!payload.compact;  // an overview card's trend: no legend box, few ticks
     new Chart(canvas, {
       type: kind,
       data: { labels: payload.labels || [], datasets: datasets },
@@ -58,12 +59,12 @@
         responsive: true, maintainAspectRatio: false, animation: false,
         interaction: { mode: "index", intersect: false },
         scales: {
-          x: { ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 8 } },
+          x: { display: !compact, ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 8 } },
           y: { beginAtZero: true, max: payload.max, ticks: yTicks,
                title: { display: !!canvas.getAttribute("data-ylabel"), text: canvas.getAttribute("data-ylabel") } }
         },
         plugins: {
-          legend: { position: "bottom", labels: { boxWidth: 12 } },
+          legend: { position: "bottom", labels: { boxWidth: compact ? 8 : 12, font: { size: compact ? 10 : 12 } } },
           aliasMarkers: { markers: payload.markers || [] },
           tooltip: { callbacks: { title: function (items) {
             if (!items.length) { return ""; }

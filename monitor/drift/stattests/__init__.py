@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, ttest_ind
 
 from monitor.drift.stattests.chi2 import chi2_homogeneity
 from monitor.drift.stattests.ks import ks_test
@@ -70,6 +70,19 @@ def _mannwhitney(ref: NumericProfile, cur: SortedColumn) -> Outcome:
     return Outcome(float(result.statistic), float(result.pvalue))
 
 
+def _welch_t(ref: NumericProfile, cur: SortedColumn) -> Outcome:
+    """Welch's t-test on the means (scipy's ``ttest_ind(equal_var=False)``); constant samples with
+    equal means are no evidence (p = 1), different constants are (p = 0)."""
+    if cur.finite.size < 2 or ref.sorted_values.size < 2:
+        return Outcome(0.0, 1.0)
+    result = ttest_ind(ref.sorted_values, cur.finite, equal_var=False)
+    statistic, p_value = float(result.statistic), float(result.pvalue)
+    if np.isnan(p_value):
+        same = bool(np.isclose(ref.mean, float(cur.finite.mean())))
+        return Outcome(0.0 if same else float("inf"), 1.0 if same else 0.0)
+    return Outcome(statistic, p_value)
+
+
 def _chi2(table: CategoryTable) -> Outcome:
     statistic, p_value = chi2_homogeneity(table.reference, table.current)
     return Outcome(statistic, p_value)
@@ -82,6 +95,7 @@ REGISTRY: dict[str, StatTest] = {
         StatTest("psi", "Population stability index", ("numeric",), 0.2, False, _psi),
         StatTest("wasserstein", "Wasserstein / reference std", ("numeric",), 0.1, False, _wasserstein),
         StatTest("mannwhitney", "Mann-Whitney U (rank test)", ("numeric",), None, True, _mannwhitney),
+        StatTest("welch_t", "Welch t-test (means)", ("numeric",), None, True, _welch_t),
         StatTest("chi2", "Chi-square homogeneity", ("categorical",), None, True, _chi2),
     )
 }
