@@ -163,9 +163,12 @@ def alert_rows(session: Any, model: str | None = None, limit: int = 500) -> list
                 "summary": (alert.annotations or {}).get("summary") or "",
                 "starts_at": aware(alert.starts_at),
                 "ends_at": aware(alert.ends_at) if alert.state == "resolved" else None,
-                # The evaluation that made it fire (the last bad one), which is what "why" asks for.
-                "evaluation_id": _int_or_none((alert.annotations or {}).get("evaluation_id"))
+                # The evaluation that made it fire, which is what "why" asks for (alerts from before
+                # migration 0005 fall back to the last bad evaluation).
+                "evaluation_id": alert.fired_evaluation_id
+                or _int_or_none((alert.annotations or {}).get("evaluation_id"))
                 or alert.last_evaluation_id,
+                "dependency": (alert.labels or {}).get("dependency"),
                 "episodes": alert.episodes,
                 "deliveries": sorted(deliveries[alert.id].values(), key=lambda d: d["receiver"]),
             }
@@ -327,7 +330,9 @@ def overview(session: Any, monitor: Any, registry_view: RegistryView) -> dict[st
         )
     models.sort(key=lambda m: (STATUS_ORDER.index(m["status"]), m["name"]))
     counts = {s: sum(1 for m in models if m["status"] == s) for s in STATUS_ORDER}
-    return {"models": models, "counts": counts, "registry_error": registry_error, "now": now}
+    outages = [a for a in all_alerts if a.get("dependency") and a["state"] in ("firing", "silenced")]
+    return {"models": models, "counts": counts, "registry_error": registry_error, "now": now,
+            "outages": outages}
 
 
 def model_page(session: Any, monitor: Any, registry_view: RegistryView, name: str) -> dict[str, Any] | None:
