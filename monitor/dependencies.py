@@ -35,6 +35,7 @@ from monitor.db import utcnow
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT = 3.0
+CORE = ("tracking", "database", "s3_inbox")  # every other probe is an alert receiver
 
 
 @dataclass(frozen=True)
@@ -192,12 +193,27 @@ class DependencyWatch:
             self._database_down(results["database"] or "unreachable", at)
         for name in recovered:
             log.info("dependency %s answers again", name)
+            if name not in CORE and self.alerts is not None:
+                self._retry_now(name, at)
             if self.on_recovered is not None:
                 try:
                     self.on_recovered(name)
                 except Exception:  # noqa: BLE001
                     log.exception("catching up after %s came back failed", name)
         return results
+
+    def _retry_now(self, receiver: str, at: datetime) -> None:
+        """A receiver is back: its held-back rows go now, not after the rest of their backoff."""
+        from monitor.alerts.models import Delivery
+
+        try:
+            with self.sessions() as session, session.begin():
+                session.execute(sa.update(Delivery)
+                                .where(Delivery.receiver == receiver, Delivery.status == "pending",
+                                       Delivery.next_attempt_at > at)
+                                .values(next_attempt_at=at).execution_options(synchronize_session=False))
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("cannot release %s's held-back deliveries: %s", receiver, type(exc).__name__)
 
     def _failing_receivers(self) -> dict[str, str]:
         """Receivers whose oldest undelivered row's last attempt failed: down even if they accept TCP."""

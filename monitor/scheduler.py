@@ -246,7 +246,16 @@ class MonitorScheduler:
         return int(round(now / self.interval))
 
     def tick(self) -> None:
-        if self._stopping or not self.lock.held():
+        if self._stopping:
+            return
+        if not self.lock.held():
+            if self.lock.lost_at is not None:
+                # Nobody leads while the database is down: the last leader notes the slots it misses.
+                reason = "monitor database unavailable: no scheduler leader"
+                self._record_missed([(name, self.current_slot(), reason, "database")
+                                     for name in self._known_models or [ALL_MODELS]])
+            elif self._unrecorded:
+                self._record_missed([])  # the outage is over and another process leads: write them
             return
         self.run_round(self.current_slot())
 
