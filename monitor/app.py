@@ -104,6 +104,9 @@ def create_app(settings: MonitorSettings | None = None) -> Flask:
     if dashboard_bp is not None:
         app.register_blueprint(dashboard_bp)
     _register_error_handlers(app)
+    from monitor.read_auth import install_read_gate
+
+    app.extensions["driftline_login"] = install_read_gate(app, settings)
 
     # --- alerts (monitor/alerts, built by the alerts engineer) ------------------------------------
     # install(app, service, scheduler) appends its listener to service.listeners and its delivery
