@@ -144,6 +144,7 @@ class DependencyWatch:
         self.problems: dict[str, str] = {}
         self.checked_at: datetime | None = None
         self.database_outage: DatabaseOutage | None = None
+        self._probe_failed: set[str] = set()  # probes (not the outbox) that failed at the last check
         self._lock = threading.Lock()
 
     # --- what the API shows ------------------------------------------------------------------------
@@ -174,6 +175,10 @@ class DependencyWatch:
                 results[probe.name] = f"probe failed: {type(exc).__name__}"
         at = now()
         self.checked_at = at
+        # A receiver that accepts connections again gets its held-back rows now, even while the
+        # outbox still says it failed: that retry is what tells whether it is really back.
+        answering = [n for n, p in results.items() if p is None and n in self._probe_failed]
+        self._probe_failed = {n for n, p in results.items() if p is not None}
         database_up = results.get("database") is None
         if database_up and self.alerts is not None:
             for name, problem in self._failing_receivers().items():
@@ -191,10 +196,11 @@ class DependencyWatch:
             self._record(results, at)
         else:
             self._database_down(results["database"] or "unreachable", at)
+        for name in answering:
+            if name not in CORE and self.alerts is not None and database_up:
+                self._retry_now(name, at)
         for name in recovered:
             log.info("dependency %s answers again", name)
-            if name not in CORE and self.alerts is not None:
-                self._retry_now(name, at)
             if self.on_recovered is not None:
                 try:
                     self.on_recovered(name)
