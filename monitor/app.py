@@ -59,8 +59,7 @@ class Monitor:
         self._closed = True
         if grace_seconds is None:  # leave gunicorn's graceful timeout a margin before it kills us
             grace_seconds = max(1.0, self.settings.graceful_timeout_seconds - 5)
-        budget = grace_seconds
-        deadline = time.monotonic() + budget
+        deadline = time.monotonic() + grace_seconds
         for worker in (self.delivery, getattr(self.prompt, "worker", None)):
             if worker is not None:
                 worker.stop()  # no new row claimed; the one being sent is finished and recorded
@@ -124,7 +123,8 @@ def create_app(settings: MonitorSettings | None = None) -> Flask:
     _install_dependency_watch(monitor, runtime)
     if settings.scheduler:
         scheduler.start()
-    # gunicorn turns SIGTERM into a normal interpreter exit in the worker: atexit drains it.
+    # On SIGTERM gunicorn's worker_exit hook (monitor/gunicorn_conf.py) drains the worker; atexit is
+    # the fallback for any other exit (close runs once).
     atexit.register(monitor.close)
     return app
 
