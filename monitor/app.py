@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from monitor.db import make_engine, make_session_factory
+from monitor.dependencies import DependencyWatch, build_probes
 from monitor.evaluation import EvaluationService
 from monitor.metrics import make_registry
 from monitor.monitoring_runs import SWEEP_SECONDS, RunLogger
@@ -45,11 +47,29 @@ class Monitor:
     scheduler: MonitorScheduler
     inbox: S3Inbox
     metrics: CollectorRegistry
+    watch: DependencyWatch | None = None
+    prompt: Any = None  # monitor.alerts.PromptDelivery when the alerts are installed
+    delivery: Any = None  # the scheduled cycle's DeliveryWorker
+    _closed: bool = False
 
-    def close(self) -> None:
-        self.scheduler.shutdown()
+    def close(self, grace_seconds: float | None = None) -> None:
+        """Shut down without losing or doubling work: stop taking rounds, let a running job finish,
+        then drain the prompt-delivery thread (it finishes and records the row it is sending) before
+        the connections close. Bounded by ``grace_seconds`` (default: the graceful timeout - 5 s)."""
+        if self._closed:
+            return
+        self._closed = True
+        if grace_seconds is None:  # leave gunicorn's graceful timeout a margin before it kills us
+            grace_seconds = max(1.0, self.settings.graceful_timeout_seconds - 5)
+        deadline = time.monotonic() + grace_seconds
+        for worker in (self.delivery, getattr(self.prompt, "worker", None)):
+            if worker is not None:
+                worker.stop()  # no new row claimed; the one being sent is finished and recorded
+        self.scheduler.shutdown(wait=True, timeout=max(0.5, deadline - time.monotonic()))
+        if self.prompt is not None:
+            self.prompt.close(max(0.5, deadline - time.monotonic()))
         if self.service.runs is not None:
-            self.service.runs.drain()
+            self.service.runs.drain()  # MLflow runs queued in flight: logged now or left for the sweep
         self.engine.dispose()
 
 
@@ -90,6 +110,10 @@ def create_app(settings: MonitorSettings | None = None) -> Flask:
     _register_error_handlers(app)
     install_security_headers(app)
 
+    from monitor.read_auth import install_read_gate
+
+    app.extensions["driftline_login"] = install_read_gate(app, settings)
+
     # --- alerts (monitor/alerts, built by the alerts engineer) ------------------------------------
     # install(app, service, scheduler) appends its listener to service.listeners and its delivery
     # job to the scheduler (scheduler.add_leader_job) before the scheduler starts.
@@ -97,8 +121,10 @@ def create_app(settings: MonitorSettings | None = None) -> Flask:
         from monitor import alerts
     except ImportError:
         alerts = None
+    runtime = None
     if alerts is not None:
-        alerts.install(app, service, scheduler)
+        runtime = alerts.install(app, service, scheduler)
+        monitor.prompt, monitor.delivery = runtime.prompt, runtime.worker
     # ------------------------------------------------------------------------------------------------
 
     # The leader sweeps the run outbox (retries, rows of dead processes); this process takes what
@@ -106,10 +132,31 @@ def create_app(settings: MonitorSettings | None = None) -> Flask:
     scheduler.add_job(runs.sweep, "interval", seconds=SWEEP_SECONDS, id="monitoring-runs",
                       replace_existing=True, max_instances=1, coalesce=True)
     runs.wake()
+    _install_dependency_watch(monitor, runtime)
     if settings.scheduler:
         scheduler.start()
-        atexit.register(scheduler.shutdown)
+    # On SIGTERM gunicorn's worker_exit hook (monitor/gunicorn_conf.py) drains the worker; atexit is
+    # the fallback for any other exit (close runs once).
+    atexit.register(monitor.close)
     return app
+
+
+def _install_dependency_watch(monitor: Monitor, runtime: Any) -> None:
+    from datetime import timedelta
+
+    settings = monitor.settings
+    down_after = timedelta(seconds=settings.dependency_down_after_seconds)
+    dependency_alerts = None
+    receivers: tuple = ()
+    if runtime is not None:
+        from monitor.alerts.dependency import DependencyAlerts
+
+        dependency_alerts = DependencyAlerts(runtime.engine, down_after)
+        receivers = runtime.config.receivers
+    monitor.watch = DependencyWatch(build_probes(monitor, receivers), monitor.sessions, down_after,
+                                    dependency_alerts, on_recovered=monitor.scheduler.catch_up)
+    if settings.scheduler:
+        monitor.scheduler.add_watch_job(monitor.watch, settings.dependency_check_seconds)
 
 
 def _export_client_credentials(settings: MonitorSettings) -> None:

@@ -107,7 +107,9 @@ def _exec_gunicorn(settings) -> int:  # noqa: ANN001 - MonitorSettings
             # one copy per core. Pure CPU work (drift scoring in numpy) releases the GIL.
             "--worker-class", "gthread", "--threads", str(settings.threads),
             # A push evaluates synchronously; a cold model load can take several seconds.
-            "--timeout", "120", "--graceful-timeout", "20", "--access-logfile", "-"]
+            "--timeout", "120", "--graceful-timeout", f"{settings.graceful_timeout_seconds:g}",
+            # Its worker_exit hook drains the worker (monitor.gunicorn_conf) before the process exits.
+            "--config", "python:monitor.gunicorn_conf", "--access-logfile", "-"]
     sys.stdout.flush()
     os.execv(sys.executable, argv)
     return 0  # not reached

@@ -199,5 +199,31 @@ class ReferenceWindowRows(Base):
     created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
 
 
+class MissedSlot(Base):
+    """A scheduled slot a model was not evaluated in (a dependency was down, or the model was backing
+    off), and the later evaluation that caught the model up. Migration ``0005_operations``."""
+
+    __tablename__ = "missed_slots"
+    __table_args__ = (sa.UniqueConstraint("model_name", "slot", name="uq_missed_slots_model_slot"),
+                      sa.Index("ix_missed_slots_open", "model_name", "caught_up_at"))
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))  # "*" when the model list was unknown
+    slot: Mapped[int] = mapped_column(sa.BigInteger)
+    reason: Mapped[str] = mapped_column(sa.Text)
+    dependency: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    missed_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+    caught_up_slot: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    caught_up_evaluation_id: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    caught_up_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "model": self.model_name, "slot": self.slot, "reason": self.reason,
+                "dependency": self.dependency, "missed_at": _iso(self.missed_at),
+                "caught_up_slot": self.caught_up_slot,
+                "caught_up_evaluation_id": self.caught_up_evaluation_id,
+                "caught_up_at": _iso(self.caught_up_at)}
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None

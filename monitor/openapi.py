@@ -80,12 +80,30 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         "rows": {"type": "integer"}, "seed": {"type": "integer"},
                         "version": {"type": "string"}}}}}},
                 "responses": {"201": _json(EVALUATION, "evaluated"), **_errors(400, 401, 404, 422, 503)}}},
+            "/api/dependencies": {"get": {
+                "summary": "What the dependency watch last saw (tracking, database, S3 inbox, receivers)",
+                "responses": {"200": _json({"type": "object"}, "per dependency: up, down_since, problem")}}},
+            "/api/missed-slots": {"get": {
+                "summary": "Scheduled slots not evaluated (outage, backoff) and what caught them up",
+                "parameters": [{"name": "model", "in": "query", "schema": {"type": "string"}},
+                               {"name": "open", "in": "query", "schema": {"type": "boolean"}},
+                               {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": _json({"type": "object"}, "missed slots, newest first"),
+                              **_errors(400)}}},
+            "/api/alert-episodes": {"get": {
+                "summary": "Every firing → resolved episode of every alert, newest first",
+                "parameters": [{"name": p, "in": "query", "schema": {"type": "string"}}
+                               for p in ("model", "alertname", "open", "limit")],
+                "responses": {"200": _json({"type": "object"}, "episodes")}}},
             "/api/openapi.json": {"get": {"summary": "This document",
                                           "responses": {"200": {"description": "OpenAPI 3 document"}}}},
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "MONITOR_API_TOKEN"}},
+                                           "description": "MONITOR_API_TOKEN (writes; MONITOR_READ_TOKEN "
+                                                          "also works for reads)"},
+                                "team": {"type": "http", "scheme": "basic",
+                                         "description": "production reads: the MLflow team login"}},
             "schemas": {
                 "Error": {"type": "object", "required": ["error"],
                           "properties": {"error": {"type": "string"}, "detail": {}}},

@@ -25,13 +25,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from monitor.db import utcnow
 from monitor.evaluation import DatabaseUnavailable, EvaluationService, Outcome
+from monitor.missed_slots import ALL_MODELS, dependency_of, mark_caught_up, record_missed
 from monitor.registry import ModelNotFound, TrackingUnavailable
 from monitor.sources.s3_inbox import InboxUnavailable, S3Inbox
 from monitor.sources.simulated import slot_batch
 
 log = logging.getLogger(__name__)
 ADVISORY_KEY = 0x44524946544C4E  # "DRIFTLN": one scheduler leader per monitor database
+MAX_UNRECORDED_MISSED = 10_000  # missed slots kept in memory while the database is down
 
 
 class LeaderLock:
@@ -43,6 +46,9 @@ class LeaderLock:
         self._engine: sa.Engine | None = None
         self._file: Any = None
         self._lock = threading.Lock()
+        # Set when the leader's lock connection died (database outage), cleared once the lock is
+        # taken again or another process holds it: this process still watches the outage.
+        self.lost_at: float | None = None
 
     @property
     def is_leader(self) -> bool:
@@ -65,6 +71,7 @@ class LeaderLock:
             except Exception:  # noqa: BLE001 - the connection (and with it the lock) is gone
                 log.warning("lost the scheduler leader lock (database connection closed)")
                 self._drop_pg()
+                self.lost_at = time.monotonic()
         try:
             if self._engine is None:
                 self._engine = sa.create_engine(self.database_url, poolclass=NullPool,
@@ -74,8 +81,10 @@ class LeaderLock:
             conn.commit()  # session-level lock: survives the transaction, lives as long as the connection
             if not got:
                 conn.close()
+                self.lost_at = None  # another process leads now
                 return False
             self._conn = conn
+            self.lost_at = None
             log.info("this process is now the scheduler leader")
             return True
         except Exception as exc:  # noqa: BLE001
@@ -129,6 +138,11 @@ class MonitorScheduler:
         self._not_before: dict[str, float] = {}
         self._told: set[tuple[str, str]] = set()
         self.last_round: dict[str, Any] = {}
+        self._known_models: list[str] = []
+        self._last_dependency: dict[str, str | None] = {}  # what the model's last transient failure hit
+        self._unrecorded: list[tuple[str, int, str, str | None]] = []  # missed slots not yet written
+        self._round_lock = threading.Lock()
+        self._stopping = False
 
     @property
     def interval(self) -> float:
@@ -165,10 +179,21 @@ class MonitorScheduler:
         aps.start()
         log.info("scheduler started (%s)", self.config.cron or f"every {self.interval:g} s")
 
-    def shutdown(self) -> None:
-        if self.aps is not None and self.aps.running:
-            self.aps.shutdown(wait=False)
-        self.aps = None
+    def shutdown(self, wait: bool = False, timeout: float = 15.0) -> None:
+        """Stop taking work; with ``wait``, let a running job (a round, a delivery cycle) finish first
+        (at most ``timeout`` seconds) so nothing it sent goes unrecorded. Later calls are no-ops."""
+        self._stopping = True
+        aps, self.aps = self.aps, None
+        if aps is not None and aps.running:
+            if wait:
+                # APScheduler's own wait has no bound; a hung job must not outlive the grace period.
+                done = threading.Thread(target=aps.shutdown, kwargs={"wait": True}, daemon=True)
+                done.start()
+                done.join(timeout)
+                if done.is_alive():
+                    log.warning("a scheduler job was still running after %.0f s; exiting anyway", timeout)
+            else:
+                aps.shutdown(wait=False)
         self.lock.release()
 
     def add_job(self, func: Callable[..., Any], trigger: Any = None, *, args: Any = None,
@@ -178,11 +203,40 @@ class MonitorScheduler:
         call_args, call_kwargs = list(args or []), dict(kwargs or {})
 
         def on_leader() -> None:
-            if self.lock.held():
+            if not self._stopping and self.lock.held():
                 func(*call_args, **call_kwargs)
 
         on_leader.__name__ = getattr(func, "__name__", "job")
         return self._ensure_aps().add_job(on_leader, trigger, **options)
+
+    def add_watch_job(self, watch: Any, seconds: float) -> Any:
+        """The dependency watch (monitor.dependencies): on the leader, and also on the process that
+        lost the lock to a database outage or still owes the outage's record (nobody leads then)."""
+
+        def watch_dependencies() -> None:
+            if self._stopping:
+                return
+            if self.lock.held() or self.lock.lost_at is not None or watch.owes_record:
+                watch.check()
+
+        return self._ensure_aps().add_job(watch_dependencies, "interval", seconds=seconds,
+                                          id="dependency-watch", replace_existing=True, max_instances=1,
+                                          coalesce=True)
+
+    def catch_up(self, dependency: str) -> list[Outcome]:
+        """A dependency answers again: forget the backoff and run the current slot's round now
+        (a failed evaluation of this slot is retried; finished ones are not repeated)."""
+        if dependency not in ("tracking", "database", "s3_inbox") or self._stopping:
+            return []
+        if not self.lock.held() or not self._round_lock.acquire(blocking=False):
+            return []  # not the leader, or a round is running and will do it
+        try:
+            self._failures.clear()
+            self._not_before.clear()
+            log.info("%s is back: catching up slot %s now", dependency, self.current_slot())
+            return self._run_round(self.current_slot())
+        finally:
+            self._round_lock.release()
 
     # --- rounds ------------------------------------------------------------------------------------
     def current_slot(self, now: float | None = None) -> int:
@@ -193,7 +247,16 @@ class MonitorScheduler:
         return int(round(now / self.interval))
 
     def tick(self) -> None:
+        if self._stopping:
+            return
         if not self.lock.held():
+            if self.lock.lost_at is not None:
+                # Nobody leads while the database is down: the last leader notes the slots it misses.
+                reason = "monitor database unavailable: no scheduler leader"
+                self._record_missed([(name, self.current_slot(), reason, "database")
+                                     for name in self._known_models or [ALL_MODELS]])
+            elif self._unrecorded:
+                self._record_missed([])  # the outage is over and another process leads: write them
             return
         self.run_round(self.current_slot())
 
@@ -207,33 +270,77 @@ class MonitorScheduler:
         return sorted(set(names) - skipped)
 
     def run_round(self, slot: int) -> list[Outcome]:
-        """Evaluate every monitored model once for this slot; one model's trouble never stops the rest."""
+        with self._round_lock:
+            return self._run_round(slot)
+
+    def _run_round(self, slot: int) -> list[Outcome]:
+        """Evaluate every monitored model once for this slot; one model's trouble never stops the rest.
+        Every model left unevaluated is recorded as a missed slot (monitor.missed_slots)."""
         started = time.perf_counter()
         outcomes: list[Outcome] = []
+        missed: list[tuple[str, int, str, str | None]] = []
         try:
             names = self.models()
         except TrackingUnavailable as exc:
             log.warning("cannot list models: %s", exc)
             self.last_round = {"slot": slot, "error": str(exc)}
+            for name in self._known_models or [ALL_MODELS]:
+                missed.append((name, slot, f"cannot list models: {exc}", "tracking"))
+            self._record_missed(missed)
             return outcomes
+        self._known_models = names
         for name in names:
+            if self._stopping:
+                missed.append((name, slot, "monitor shutting down", None))
+                continue
             if time.monotonic() < self._not_before.get(name, 0.0):
-                continue  # backing off after failures
+                missed.append((name, slot, f"backing off after {self._failures.get(name, 0)} failed "
+                                           f"round(s)", self._last_dependency.get(name)))
+                continue
             try:
                 for outcome in self._evaluate_model(name, slot):
                     outcomes.append(outcome)
                     self._note(name, transient=outcome.transient)
+                    if outcome.transient:
+                        reason = str(outcome.result.get("error") or "evaluation failed")
+                        self._last_dependency[name] = dependency_of(reason)
+                        missed.append((name, slot, reason, self._last_dependency[name]))
+                    elif outcome.status in ("ok", "rejected"):
+                        self._caught_up(name, slot, outcome.evaluation_id)
             except (DatabaseUnavailable, InboxUnavailable) as exc:
                 log.warning("round %s, model %s: %s (will retry)", slot, name, exc)
                 self._note(name, transient=True)
+                dependency = "database" if isinstance(exc, DatabaseUnavailable) else "s3_inbox"
+                self._last_dependency[name] = dependency
+                missed.append((name, slot, str(exc), dependency))
             except ModelNotFound as exc:
                 log.warning("round %s: model %s is gone from the registry: %s", slot, name, exc)
-            except Exception:  # noqa: BLE001 - one model's bug must not stop the others or the scheduler
+            except Exception as exc:  # noqa: BLE001 - one model's bug must not stop the others or the scheduler
                 log.exception("round %s, model %s: unexpected error", slot, name)
                 self._note(name, transient=True)
+                missed.append((name, slot, f"unexpected error: {type(exc).__name__}", None))
+        self._record_missed(missed)
         self.last_round = {"slot": slot, "models": len(names), "evaluations": len(outcomes),
-                           "seconds": round(time.perf_counter() - started, 3)}
+                           "missed": len(missed), "seconds": round(time.perf_counter() - started, 3)}
         return outcomes
+
+    def _record_missed(self, missed: list[tuple[str, int, str, str | None]]) -> None:
+        """Write missed slots; while the database is down they wait in memory (bounded)."""
+        pending = self._unrecorded + missed
+        if not pending:
+            return
+        try:
+            record_missed(self.service.sessions, pending, utcnow())
+            self._unrecorded = []
+        except sa.exc.SQLAlchemyError as exc:
+            self._unrecorded = pending[-MAX_UNRECORDED_MISSED:]
+            log.warning("cannot record %d missed slot(s) yet: %s", len(pending), type(exc).__name__)
+
+    def _caught_up(self, name: str, slot: int, evaluation_id: int | None) -> None:
+        try:
+            mark_caught_up(self.service.sessions, name, slot, evaluation_id, utcnow())
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("cannot mark missed slots of %s caught up: %s", name, type(exc).__name__)
 
     def _evaluate_model(self, name: str, slot: int) -> list[Outcome]:
         model_config = self.config.model(name)

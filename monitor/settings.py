@@ -82,11 +82,25 @@ class MonitorSettings(BaseSettings):
     alert_failure_threshold: int = Field(3, ge=1, validation_alias="ALERT_FAILURE_THRESHOLD")
     alert_delivery_interval_seconds: float = Field(5.0, gt=0,
                                                    validation_alias="ALERT_DELIVERY_INTERVAL_SECONDS")
+    # Operations (issue 14): outage alerts, history retention, shutdown, read access.
+    dependency_down_after_seconds: float = Field(120.0, gt=0,
+                                                 validation_alias="MONITOR_DEPENDENCY_DOWN_AFTER_SECONDS")
+    dependency_check_seconds: float = Field(15.0, gt=0, le=3600,
+                                            validation_alias="MONITOR_DEPENDENCY_CHECK_SECONDS")
+    alert_history_retention_days: float = Field(90.0, gt=0,
+                                                validation_alias="ALERT_HISTORY_RETENTION_DAYS")
+    graceful_timeout_seconds: float = Field(20.0, ge=2, le=600,
+                                            validation_alias="MONITOR_GRACEFUL_TIMEOUT_SECONDS")
+    read_token: SecretStr | None = Field(None, validation_alias="MONITOR_READ_TOKEN")
+    metrics_token: SecretStr | None = Field(None, validation_alias="MONITOR_METRICS_TOKEN")
+    read_auth_cache_seconds: float = Field(60.0, ge=0, le=3600,
+                                           validation_alias="MONITOR_READ_AUTH_CACHE_SECONDS")
 
     @field_validator("database_url_raw", "api_token", "config_file", "tracking_username", "tracking_password",
                      "source", "s3_inbox", "interval_seconds", "s3_endpoint_url", "aws_access_key_id",
                      "aws_secret_access_key",
-                     "alert_webhook_url", "alert_slack_webhook_url", "alertmanager_url", mode="before")
+                     "alert_webhook_url", "alert_slack_webhook_url", "alertmanager_url", "read_token",
+                     "metrics_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

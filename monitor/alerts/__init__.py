@@ -6,13 +6,16 @@ repeat), ``silences`` (matchers), ``engine`` (the evaluation listener; writes al
 rows in the evaluation's transaction), ``delivery`` (the worker that sends the outbox), ``payloads``
 (webhook v4, Slack, Alertmanager v2), ``prompt`` (wakes delivery right after an evaluation's commit
 that queued notifications), ``api`` (/api/alerts, /api/silences, /api/deliveries),
-``metrics`` (/metrics from the tables), ``models`` (tables; migration 0002_alerts). See docs/alerts.md.
+``metrics`` (/metrics from the tables), ``models`` (tables; migrations 0002_alerts, 0005_operations),
+``episodes`` (firing → resolved history), ``retention`` (pruning), ``dependency`` (``dependency_down``
+from probes, see monitor/dependencies.py). See docs/alerts.md.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from monitor.alerts.config import AlertConfig
@@ -35,13 +38,30 @@ class AlertsRuntime:
     worker: DeliveryWorker
     api_token: str | None
     prompt: PromptDelivery | None = None  # delivery woken by this process's commits (None: off)
+    pruned_at: datetime | None = None
 
     def run_cycle(self) -> None:
-        """The scheduled job: one delivery cycle; a failure is logged and retried next cycle."""
+        """The scheduled job: one delivery cycle, then (hourly) the history retention; a failure is
+        logged and retried next cycle."""
         try:
             self.worker.run_cycle()
+            self.prune_history()
         except Exception:  # noqa: BLE001 - the job must survive a database blip
             log.exception("alert delivery cycle failed")
+
+    def prune_history(self, now: datetime | None = None, force: bool = False) -> dict[str, int]:
+        from monitor.alerts.retention import PRUNE_EVERY, prune
+        from monitor.db import utcnow
+
+        now = now or utcnow()
+        if not force and self.pruned_at is not None and now - self.pruned_at < PRUNE_EVERY:
+            return {}
+        with self.session_factory() as session, session.begin():
+            removed = prune(session, now, self.config.history_retention)
+        self.pruned_at = now
+        if any(removed.values()):
+            log.info("alert history pruned", extra=removed)
+        return removed
 
 
 def install(app: Any, service: Any, scheduler: Any = None, *, prompt: bool = True) -> AlertsRuntime:

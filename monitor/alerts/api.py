@@ -1,4 +1,4 @@
-"""HTTP API of the alerts: /api/alerts, /api/silences, /api/deliveries.
+"""HTTP API of the alerts: /api/alerts, /api/alert-episodes (history), /api/silences, /api/deliveries.
 
 Reading is open (like the rest of the monitor's API); creating or expiring a silence needs the
 monitor's bearer token (``MONITOR_API_TOKEN``; without one configured, which only local mode
@@ -17,7 +17,8 @@ from flask import Blueprint, current_app, jsonify, request
 
 from monitor.alerts import silences as silence_rules
 from monitor.alerts.engine import active_silences
-from monitor.alerts.models import Alert, Delivery, Silence, aware
+from monitor.alerts.episodes import episode_doc
+from monitor.alerts.models import Alert, AlertEpisode, Delivery, Silence, aware
 from monitor.alerts.payloads import rfc3339
 from monitor.db import utcnow
 
@@ -89,6 +90,7 @@ def alert_doc(alert: Alert, silences: list[Silence], now: datetime,
         "bad_streak": alert.bad_streak, "clean_streak": alert.clean_streak, "episodes": alert.episodes,
         "last_notified_at": rfc3339(aware(alert.last_notified_at)) if alert.last_notified_at else None,
         "last_evaluation_id": alert.last_evaluation_id,
+        "fired_evaluation_id": alert.fired_evaluation_id,
         "updated_at": rfc3339(aware(alert.updated_at)),
     }
     if deliveries is not None:
@@ -144,7 +146,26 @@ def get_alert(fingerprint: str):  # noqa: ANN201
             return _error(404, f"no alert with fingerprint {fingerprint}")
         rows = session.scalars(sa.select(Delivery).where(Delivery.alert_id == alert.id)
                                .order_by(Delivery.id.desc()).limit(_limit())).all()
-        return jsonify(alert_doc(alert, active_silences(session, now), now, list(rows)))
+        episodes = session.scalars(sa.select(AlertEpisode).where(AlertEpisode.alert_id == alert.id)
+                                   .order_by(AlertEpisode.id.desc()).limit(_limit())).all()
+        doc = alert_doc(alert, active_silences(session, now), now, list(rows))
+        doc["history"] = [episode_doc(e) for e in episodes]
+        return jsonify(doc)
+
+
+@bp.get("/api/alert-episodes")
+def list_episodes():  # noqa: ANN201
+    """Every firing → resolved episode, newest first: ?model=, ?alertname=, ?open=true, ?limit=."""
+    with _runtime().session_factory() as session:
+        stmt = sa.select(AlertEpisode).order_by(AlertEpisode.starts_at.desc(), AlertEpisode.id.desc())
+        if request.args.get("model"):
+            stmt = stmt.where(AlertEpisode.model_name == request.args["model"])
+        if request.args.get("alertname"):
+            stmt = stmt.where(AlertEpisode.alertname == request.args["alertname"])
+        if request.args.get("open", "").lower() in ("1", "true", "yes"):
+            stmt = stmt.where(AlertEpisode.ends_at.is_(None))
+        rows = session.scalars(stmt.limit(_limit())).all()
+        return jsonify({"episodes": [episode_doc(r) for r in rows]})
 
 
 # --- deliveries ------------------------------------------------------------------------------------

@@ -45,6 +45,8 @@ class AlertConfig:
     # Keep-alive of firing alerts in Alertmanager: re-sent every refresh, endsAt = now + 4 refreshes.
     alertmanager_refresh: timedelta = timedelta(seconds=60)
     http_timeout: float = 5.0
+    # Sent outbox rows, resolved episodes and caught-up missed slots older than this are deleted.
+    history_retention: timedelta = timedelta(days=90)
 
     def receiver(self, name: str) -> Receiver | None:
         return next((r for r in self.receivers if r.name == name), None)
@@ -84,6 +86,7 @@ class AlertConfig:
             delivery_interval=interval,
             backoff_base=interval,
             backoff_max=timedelta(seconds=float(get("alert_backoff_max_seconds", 300.0))),
+            history_retention=timedelta(days=float(get("alert_history_retention_days", 90.0))),
         )
         if overrides:
             from dataclasses import replace

@@ -96,7 +96,7 @@ def _describe(exc: Exception, timeout: float) -> str:
 
 
 def send(receiver: Receiver, alert: dict[str, Any], config: AlertConfig, now: datetime,
-         http: requests.Session, delivery_id: int | None = None) -> None:
+         http: requests.Session, delivery_id: int | None = None, idempotency_key: str | None = None) -> None:
     """Send one notification to one receiver; raise DeliveryError (URL-free message) on failure."""
     if receiver.kind == "log":
         log.warning(json.dumps(log_record(receiver.name, alert), sort_keys=True))
@@ -113,6 +113,8 @@ def send(receiver: Receiver, alert: dict[str, Any], config: AlertConfig, now: da
     headers = {"User-Agent": "driftline-monitor"}
     if delivery_id is not None:
         headers["Idempotency-Key"] = f"driftline-delivery-{delivery_id}"
+    elif idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
     try:
         resp = http.post(url, json=body, headers=headers, timeout=config.http_timeout)
     except requests.RequestException as exc:
@@ -129,10 +131,17 @@ class DeliveryWorker:
         self.engine = AlertEngine(config)
         self.http = http or requests.Session()
         self.worker_id = str(uuid.uuid4())
+        self.stopping = False
         keep_receiver_urls_out_of_logs()
+
+    def stop(self) -> None:
+        """Claim no further row (shutdown); a row being sent is finished and recorded first."""
+        self.stopping = True
 
     def run_cycle(self, now: Callable[[], datetime] = utcnow, limit: int = 500) -> CycleStats:
         stats = CycleStats()
+        if self.stopping:
+            return stats
         with self.session_factory() as session, session.begin():
             stats.queued = self.engine.tick(session, now())
         self.deliver_due(now, limit, stats)
@@ -146,7 +155,7 @@ class DeliveryWorker:
         ``stop`` is asked between rows; a true answer ends the loop early (the next cycle goes on)."""
         stats = stats if stats is not None else CycleStats()
         for _ in range(limit):
-            if stop is not None and stop():
+            if self.stopping or (stop is not None and stop()):
                 break
             outcome = self._deliver_one(now, stats.down)
             if outcome is None:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from monitor.alerts import silences as silence_rules
 from monitor.alerts.config import AlertConfig
+from monitor.alerts.episodes import close_episode, open_episode
 from monitor.alerts.lifecycle import firing_notice_due, observe, resolved_notice_due
 from monitor.alerts.models import Alert, Delivery, Silence, aware
 from monitor.alerts.payloads import alert_document
@@ -107,6 +108,8 @@ class AlertEngine:
             alert.generator_url = self.evaluation_url(ev.id)
         if transition == "fired":
             alert.episodes = (alert.episodes or 0) + 1
+            alert.fired_evaluation_id = ev.id
+            open_episode(session, alert, ev.id, now)
             log.info("alert fired", extra={"alert": signal.alertname, "model": ev.model_name,
                                            "fingerprint": fp})
         elif transition == "resolved":
@@ -114,6 +117,7 @@ class AlertEngine:
                                  "resolved_by": f"{self.config.lifecycle.resolve_after} clean evaluation(s), "
                                                 f"last #{ev.id}",
                                  "resolved_evaluation_url": self.evaluation_url(ev.id) or ""}
+            close_episode(session, alert, now, ev.id, alert.annotations["resolved_by"])
             log.info("alert resolved", extra={"alert": signal.alertname, "model": ev.model_name,
                                               "fingerprint": fp})
         session.flush()
@@ -144,6 +148,7 @@ class AlertEngine:
             alert.annotations = {**alert.annotations,
                                  "resolved_by": f"version {ev.model_version} replaced "
                                                 f"version {alert.model_version}"}
+            close_episode(session, alert, now, ev.id, alert.annotations["resolved_by"])
             if alert.notified:
                 self.enqueue(session, alert, "resolved", now, ev.id)
 
@@ -166,14 +171,16 @@ class AlertEngine:
 
     # --- the outbox ----------------------------------------------------------------------------
     def enqueue(self, session: Session, alert: Alert, kind: str, now: datetime,
-                evaluation_id: int | None) -> list[Delivery]:
+                evaluation_id: int | None, skip: frozenset[str] = frozenset()) -> list[Delivery]:
+        """Outbox rows for every configured receiver but those in ``skip`` (a receiver is not told
+        that it is itself unreachable)."""
         doc = alert_document(status=kind, labels=alert.labels, annotations=alert.annotations,
                              starts_at=alert.starts_at, ends_at=alert.ends_at,
                              generator_url=alert.generator_url, fingerprint=alert.fingerprint)
         rows = [Delivery(alert_id=alert.id, fingerprint=alert.fingerprint, receiver=r.name, kind=kind,
                          evaluation_id=evaluation_id, alert=doc, status="pending", attempts=0,
                          failed_attempts=0, next_attempt_at=now, created_at=now)
-                for r in self.config.receivers]
+                for r in self.config.receivers if r.name not in skip]
         session.add_all(rows)
         mark_outbox(session, len(rows))
         if kind == "firing":
@@ -194,7 +201,8 @@ class AlertEngine:
         for alert in session.scalars(stmt).all():
             _normalise_times(alert)
             if firing_notice_due(alert, now, self.config.lifecycle, self._silenced(alert, silences, now)):
-                self.enqueue(session, alert, "firing", now, alert.last_evaluation_id)
+                skip = frozenset({alert.labels.get("dependency", "")})
+                self.enqueue(session, alert, "firing", now, alert.last_evaluation_id, skip)
                 queued += 1
         # The delivery cycle that ticks sends these rows itself: no prompt wake-up for them.
         if marked is None:

@@ -1,6 +1,7 @@
 """Tables of the alerts: one row per alert identity, silences, and the delivery outbox.
 
-Created by the Alembic revision ``0002_alerts`` (monitor/migrations/versions/0002_alerts.py).
+Created by the Alembic revision ``0002_alerts`` (monitor/migrations/versions/0002_alerts.py);
+``alert_episodes`` and ``alerts.fired_evaluation_id`` by ``0005_operations``.
 ``alert_deliveries.evaluation_id`` is a plain integer (no foreign key) so deleting old evaluations
 never blocks on, or cascades into, the delivery history.
 """
@@ -51,6 +52,8 @@ class Alert(Base):
     refreshed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     episodes: Mapped[int] = mapped_column(default=0)
     last_evaluation_id: Mapped[int | None] = mapped_column()
+    # The evaluation that made the current (or last) episode fire: what an alert links to.
+    fired_evaluation_id: Mapped[int | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -91,3 +94,24 @@ class Delivery(Base):
     lease_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class AlertEpisode(Base):
+    """One firing → resolved episode of an alert identity: the history the ``alerts`` row forgets when
+    the same alert fires again. Evaluation ids are plain integers, like the outbox's."""
+
+    __tablename__ = "alert_episodes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    fingerprint: Mapped[str] = mapped_column(sa.String(32))
+    alertname: Mapped[str] = mapped_column(sa.String(64))
+    model_name: Mapped[str] = mapped_column(sa.String(255), index=True)
+    model_version: Mapped[str] = mapped_column(sa.String(64))
+    labels: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    summary: Mapped[str | None] = mapped_column(sa.Text)
+    starts_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    ends_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), index=True)
+    fired_evaluation_id: Mapped[int | None] = mapped_column()
+    resolved_evaluation_id: Mapped[int | None] = mapped_column()
+    resolved_by: Mapped[str | None] = mapped_column(sa.Text)

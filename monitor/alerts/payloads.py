@@ -77,7 +77,10 @@ def slack_payload(alert: dict[str, Any]) -> dict[str, Any]:
     icon = ":white_check_mark:" if resolved else (":rotating_light:" if labels.get("severity") == "critical"
                                                  else ":warning:")
     state = "RESOLVED" if resolved else "FIRING"
-    title = f"{state}: {labels['alertname']} on {labels['model']} v{labels['version']}"
+    if "model" in labels:
+        title = f"{state}: {labels['alertname']} on {labels['model']} v{labels.get('version', '')}"
+    else:  # dependency_down names a dependency, not a model
+        title = f"{state}: {labels['alertname']} ({labels.get('dependency', 'monitor')})"
     summary = ann.get("summary", "")
     text = f"{icon} {title}\n{summary}"
     links = []

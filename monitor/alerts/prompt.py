@@ -43,6 +43,7 @@ class PromptDelivery:
         self._thread: threading.Thread | None = None
         self._again = False
         self._stopping = False
+        self._closed = False
         self._pid = os.getpid()
 
     # --- wiring -----------------------------------------------------------------------------------
@@ -75,6 +76,8 @@ class PromptDelivery:
         """Deliver due rows now in the background; never blocks and never raises."""
         try:
             with self._lock:
+                if self._closed:
+                    return  # shutting down: the leader's delivery cycle sends these rows
                 if self._pid != os.getpid():  # forked: the parent's thread does not exist here
                     self._pid, self._thread, self._again = os.getpid(), None, False
                 if self._thread is not None:
@@ -101,6 +104,14 @@ class PromptDelivery:
                     self._thread = None
                     return
                 self._again = False
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Shutdown (SIGTERM): take no more wake-ups, let the row being sent finish and be recorded,
+        and wait for the thread at most ``timeout`` seconds. Rows not claimed stay pending (handed
+        back to the delivery cycle of whichever process runs next)."""
+        with self._lock:
+            self._closed = True
+        self.drain(timeout)
 
     def drain(self, timeout: float = 10.0) -> None:
         """Stop after the row being sent (if any) and wait for the thread; later wake-ups still work."""

@@ -23,6 +23,7 @@ SEVERITY = {
     "performance_degradation": "critical",
     "data_quality": "warning",
     "monitor_failure": "critical",
+    "dependency_down": "critical",  # from probes (monitor.alerts.dependency), not from evaluations
 }
 MAX_FEATURES_IN_SUMMARY = 5
 

@@ -165,9 +165,12 @@ def alert_rows(session: Any, model: str | None = None, limit: int = 500) -> list
                 "summary": (alert.annotations or {}).get("summary") or "",
                 "starts_at": aware(alert.starts_at),
                 "ends_at": aware(alert.ends_at) if alert.state == "resolved" else None,
-                # The evaluation that made it fire (the last bad one), which is what "why" asks for.
-                "evaluation_id": _int_or_none((alert.annotations or {}).get("evaluation_id"))
+                # The evaluation that made it fire, which is what "why" asks for (alerts from before
+                # migration 0005 fall back to the last bad evaluation).
+                "evaluation_id": alert.fired_evaluation_id
+                or _int_or_none((alert.annotations or {}).get("evaluation_id"))
                 or alert.last_evaluation_id,
+                "dependency": (alert.labels or {}).get("dependency"),
                 "episodes": alert.episodes,
                 "deliveries": sorted(deliveries[alert.id].values(), key=lambda d: d["receiver"]),
             }
@@ -310,6 +313,29 @@ def latest_evaluations(session: Any) -> dict[str, Evaluation]:
     }
 
 
+def episode_spans(session: Any, alerts: list[dict[str, Any]],
+                  model: str | None = None) -> list[dict[str, Any]]:
+    """Every firing → resolved episode (``alert_episodes``) as delivery-metrics alert spans, so an
+    alert that fired again still counts its earlier episodes; alerts that fired before the history
+    existed count once, from their current row."""
+    if not alerts_available():
+        return []
+    from monitor.alerts.models import AlertEpisode, aware
+
+    stmt = sa.select(AlertEpisode).order_by(AlertEpisode.starts_at)
+    if model is not None:
+        stmt = stmt.where(AlertEpisode.model_name == model)
+    rows = session.scalars(stmt).all()
+    spans = [{"name": r.alertname, "model": r.model_name, "version": r.model_version,
+              "starts_at": aware(r.starts_at), "ends_at": aware(r.ends_at)} for r in rows]
+    with_history = {r.fingerprint for r in rows}
+    spans += [{"name": a["name"], "model": a["model"], "version": a["version"], "starts_at": a["starts_at"],
+               "ends_at": a["ends_at"]}
+              for a in alerts if a["fingerprint"] not in with_history and a["state"] != "pending"
+              and (model is None or a["model"] == model)]
+    return spans
+
+
 def metrics_for(
     name: str,
     history: list[dict[str, Any]],
@@ -317,20 +343,11 @@ def metrics_for(
     registry_view: RegistryView,
     now: datetime,
 ) -> dict[str, Any]:
-    """Delivery metrics of one model, with run start times for its promoted versions."""
+    """Delivery metrics of one model, with run start times for its promoted versions. ``alerts`` are
+    alert spans (``episode_spans``): one per episode."""
     promoted = {str(e.get("version")) for e in history if e.get("alias") == delivery_metrics.CHAMPION}
     run_starts = {v: registry_view.version(name, v).get("run_start") for v in promoted}
-    spans = [
-        {
-            "name": a["name"],
-            "model": a["model"],
-            "version": a["version"],
-            "starts_at": a["starts_at"],
-            "ends_at": a["ends_at"],
-        }
-        for a in alerts
-    ]
-    result = delivery_metrics.delivery_metrics(history, spans, now=now, run_starts=run_starts, model=name)
+    result = delivery_metrics.delivery_metrics(history, alerts, now=now, run_starts=run_starts, model=name)
     return {
         "raw": result,
         "deploys_per_week": f"{result.deployment_frequency_per_week:.2f}",
@@ -352,6 +369,7 @@ def overview(session: Any, monitor: Any, registry_view: RegistryView) -> dict[st
     names, registry_error = model_names(session, monitor.registry)
     latest = latest_evaluations(session)
     all_alerts = alert_rows(session)
+    all_spans = episode_spans(session, all_alerts)
     now = utcnow()
     champion_alias = monitor.settings.champion_alias
     models = []
@@ -373,14 +391,17 @@ def overview(session: Any, monitor: Any, registry_view: RegistryView) -> dict[st
                 "latest": last,
                 "registry_error": reg["error"],
                 "open_alerts": [a for a in alerts if a["state"] in ("firing", "silenced")],
-                "metrics": metrics_for(name, reg["history"], alerts, registry_view, now),
+                "metrics": metrics_for(name, reg["history"], [a for a in all_spans if a["model"] == name],
+                                       registry_view, now),
                 "collecting": collecting_text(last),
                 "trend": trend(session, name),
             }
         )
     models.sort(key=lambda m: (STATUS_ORDER.index(m["status"]), m["name"]))
     counts = {s: sum(1 for m in models if m["status"] == s) for s in STATUS_ORDER}
-    return {"models": models, "counts": counts, "registry_error": registry_error, "now": now}
+    outages = [a for a in all_alerts if a.get("dependency") and a["state"] in ("firing", "silenced")]
+    return {"models": models, "counts": counts, "registry_error": registry_error, "now": now,
+            "outages": outages}
 
 
 def model_page(session: Any, monitor: Any, registry_view: RegistryView, name: str) -> dict[str, Any] | None:
@@ -413,7 +434,8 @@ def model_page(session: Any, monitor: Any, registry_view: RegistryView, name: st
         "champion_url": registry_view.version_url(name, champion) if champion else None,
         "run_url": registry_view.run_url(version_info.get("run_id"), version_info.get("experiment_id")),
         "history": history[::-1],
-        "metrics": metrics_for(name, reg["history"], alerts, registry_view, now),
+        "metrics": metrics_for(name, reg["history"], episode_spans(session, alerts, name), registry_view,
+                               now),
         "charts": model_charts(rows, reg["history"], monitor.settings.champion_alias),
     }
 

@@ -84,7 +84,7 @@ def alerts() -> str:
             silences=silences,
             receivers=data.receivers(current_app.extensions),
             alerts_installed=data.alerts_available(),
-            models=sorted({a["model"] for a in rows}),
+            models=sorted({a["model"] for a in rows if a["model"]}),
             silences_url=_silences_url(),
         )
 

@@ -20,6 +20,12 @@ pytestmark = pytest.mark.containers
 MODEL = "custom_linear_model"
 
 
+def read(stack, path: str, **kwargs) -> requests.Response:
+    """A read as a team member makes it: production mode asks for the team's MLflow login."""
+    auth = (stack.env["MLFLOW_AUTH_ADMIN_USERNAME"], stack.env["MLFLOW_AUTH_ADMIN_PASSWORD"])
+    return requests.get(f"{stack.url('monitor')}{path}", auth=auth, timeout=30, **kwargs)
+
+
 def push(stack, scenario: str, seed: int) -> dict:
     frame = make_batch(scenario, ScenarioParams(rows=100, seed=seed))  # type: ignore[arg-type]
     response = requests.post(
@@ -126,17 +132,18 @@ def test_04_telemetry_is_off_in_every_driftline_image(stack):
 def test_05_every_dashboard_page_answers_with_its_css_and_scripts(stack):
     base = stack.url("monitor")
     push(stack, "clean", seed=201)
-    evaluations = requests.get(f"{base}/api/models/{MODEL}/evaluations", timeout=10).json()
+    assert requests.get(f"{base}/", timeout=10).status_code == 401  # no login, no data
+    evaluations = read(stack, f"/api/models/{MODEL}/evaluations").json()
     items = evaluations["evaluations"] if isinstance(evaluations, dict) else evaluations
     pages = ["/", f"/models/{MODEL}", "/alerts", f"/evaluations/{items[0]['id']}"]
     assets: set[str] = set()
     for page in pages:
-        response = requests.get(f"{base}{page}", timeout=30)
+        response = read(stack, page)
         assert response.status_code == 200, f"{page}: {response.status_code} {response.text[:300]}"
         assets |= set(re.findall(r'(?:href|src)="(/[^"]+\.(?:css|js))"', response.text))
     assert any(a.endswith(".css") for a in assets), assets
     for asset in sorted(assets):
-        response = requests.get(f"{base}{asset}", timeout=10)
+        response = read(stack, asset)
         assert response.status_code == 200 and response.content, asset
 
 

@@ -30,6 +30,8 @@ class Story:
         self.tracking = f"http://127.0.0.1:{env['TRACKING_PORT']}"
         self.monitor = f"http://127.0.0.1:{env['MONITOR_PORT']}"
         self.token = env["MONITOR_API_TOKEN"]
+        # Production mode: reads need the team's MLflow login (monitor.read_auth).
+        self.login = (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"])
         self.pushed: list[str] = []
 
     def push(self, scenario: str, seed: int, batch_id: str | None = None) -> dict:
@@ -177,7 +179,8 @@ def test_5_clean_batches_resolve_both_alerts(story):
 
 def test_6_a_repeated_batch_is_not_evaluated_twice(story):
     story.push("clean", seed=104, batch_id="clean-104")
-    evaluations = requests.get(f"{story.monitor}/api/models/{MODEL}/evaluations?limit=100", timeout=10).json()
+    evaluations = requests.get(f"{story.monitor}/api/models/{MODEL}/evaluations?limit=100", timeout=10,
+                               auth=story.login).json()
     items = evaluations["evaluations"] if isinstance(evaluations, dict) else evaluations
     batch_ids = [e["batch_id"] for e in items]
     assert sorted(batch_ids) == sorted(story.pushed)
@@ -200,15 +203,18 @@ def test_7_mlflow_and_dashboard_tell_the_same_story(story):
         time.sleep(0.5)
     assert len(runs) == len(story.pushed)
     assert {r.data.tags["driftline.model_version"] for r in runs} == {champion.version}
-    overview = requests.get(f"{story.monitor}/", timeout=10)
+    assert requests.get(f"{story.monitor}/", timeout=10).status_code == 401  # no login, no data
+    overview = requests.get(f"{story.monitor}/", timeout=10, auth=story.login)
     assert overview.status_code == 200 and MODEL in overview.text
-    page = requests.get(f"{story.monitor}/models/{MODEL}", timeout=10)
+    page = requests.get(f"{story.monitor}/models/{MODEL}", timeout=10, auth=story.login)
     assert page.status_code == 200
 
 
 def test_8_the_story_as_a_person_sees_it(story, browser):
     """Screenshots of the seed story for the README walkthrough, from a real browser."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    user, password = story.login
+    page = browser.new_page(viewport={"width": 1280, "height": 900},
+                            http_credentials={"username": user, "password": password})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)

@@ -25,6 +25,7 @@ class Received:
 class Receiver:
     port: int = field(default_factory=free_port)
     status: int = 200  # what it answers; set 503 to simulate an outage
+    delay: float = 0.0  # seconds between recording a request and answering it (a slow receiver)
     received: list[Received] = field(default_factory=list)
     refused: int = 0
     _server: ThreadingHTTPServer | None = None
@@ -52,6 +53,8 @@ class Receiver:
                         owner.received.append(Received(self.path, dict(self.headers), body, time.time()))
                     else:
                         owner.refused += 1
+                if owner.delay:
+                    time.sleep(owner.delay)
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", "2")

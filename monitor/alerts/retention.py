@@ -1,0 +1,33 @@
+"""Retention of the alerts' history (``ALERT_HISTORY_RETENTION_DAYS``, default 90).
+
+Sent and dropped outbox rows, resolved episodes and caught-up missed slots older than the retention
+are deleted; pending rows, open episodes and the ``alerts`` rows (each identity's current state) are
+never pruned. Run by the delivery job on the scheduler leader, at most once per ``PRUNE_EVERY``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from monitor.alerts.models import AlertEpisode, Delivery
+from monitor.models import MissedSlot
+
+PRUNE_EVERY = timedelta(hours=1)
+
+
+def prune(session: Session, now: datetime, keep: timedelta) -> dict[str, int]:
+    cutoff = now - keep
+    done = sa.func.coalesce(Delivery.sent_at, Delivery.created_at)
+    deliveries = session.execute(sa.delete(Delivery).where(Delivery.status.in_(("sent", "dropped")),
+                                                           done < cutoff)
+                                 .execution_options(synchronize_session=False)).rowcount
+    episodes = session.execute(sa.delete(AlertEpisode).where(AlertEpisode.ends_at.is_not(None),
+                                                             AlertEpisode.ends_at < cutoff)
+                               .execution_options(synchronize_session=False)).rowcount
+    missed = session.execute(sa.delete(MissedSlot).where(MissedSlot.caught_up_at.is_not(None),
+                                                         MissedSlot.caught_up_at < cutoff)
+                             .execution_options(synchronize_session=False)).rowcount
+    return {"deliveries": deliveries, "episodes": episodes, "missed_slots": missed}
