@@ -129,7 +129,8 @@ class EvaluationService:
                     "model": model_name, "version": version, "batch_id": batch.batch_id,
                     "metrics": _mlflow_metrics(row, report), "result": self._result(row, report, predictions),
                     "tags": {"driftline.source": batch.source, "driftline.scenario": batch.scenario or "",
-                             "driftline.status": "ok"}}
+                             "driftline.status": "ok", "driftline.task": model.task,
+                             "driftline.reference": f"{choice.kind}: {choice.source}"[:500]}}
         except ModelNotFound:
             raise  # nothing to evaluate against: the caller answers 404 / logs, no row for a phantom model
         except TrackingUnavailable as exc:

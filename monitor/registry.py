@@ -307,7 +307,7 @@ class Registry:
             try:
                 train_path = self.client.download_artifacts(model.run_id, TRAIN_ARTIFACT, tmp)
             except Exception as exc:  # noqa: BLE001 - absent for models not registered by the trainer
-                if _is_unavailable(exc) and "Failed to download" not in str(exc):
+                if _looks_down(exc):
                     raise TrackingUnavailable(f"downloading reference data: {_short(exc)}") from exc
                 return None
             train = pd.read_parquet(train_path)
@@ -315,7 +315,7 @@ class Registry:
                 holdout_path = self.client.download_artifacts(model.run_id, HOLDOUT_ARTIFACT, tmp)
                 holdout = pd.read_parquet(holdout_path)
             except Exception as exc:  # noqa: BLE001 - holdout is optional
-                if _is_unavailable(exc) and "Failed to download" not in str(exc):
+                if _looks_down(exc):
                     raise TrackingUnavailable(f"downloading holdout data: {_short(exc)}") from exc
                 holdout = None
         return ReferenceData(train, holdout, "artifact", f"run {model.run_id} artifact {TRAIN_ARTIFACT}")
@@ -332,6 +332,8 @@ class Registry:
             except TrackingUnavailable:
                 raise
             except Exception as exc:  # noqa: BLE001 - e.g. a code source (from_pandas without source=)
+                if _looks_down(exc):
+                    raise TrackingUnavailable(f"downloading dataset {dataset.name}: {_short(exc)}") from exc
                 log.info("%s v%s: dataset %r (%s) does not load: %s", model.name, model.version,
                          dataset.name, dataset.context or "no context", _short(exc, 160))
                 continue
@@ -444,6 +446,14 @@ class Registry:
             else:
                 self._experiment_id = found.experiment_id
         return self._experiment_id
+
+
+def _looks_down(exc: BaseException) -> bool:
+    """A download that failed because a server is down (retry later), not because the file is absent:
+    "no reference here" is remembered per process, an outage must not be."""
+    text = f"{type(exc).__name__} {exc}"
+    return any(word in text for word in ("Max retries", "Connection refused", "ConnectionError",
+                                         "timed out", "Timeout", " 502", " 503", " 504"))
 
 
 def opted_out(tags: dict[str, str]) -> bool:

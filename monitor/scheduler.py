@@ -368,9 +368,12 @@ class MonitorScheduler:
         from seed_scenarios import FEATURES
 
         registry = self.service.registry
-        version = registry.resolve(name)
         model_config = self.config.model(name)
-        model = registry.load(name, version, target=model_config.target, task=model_config.task)
+        try:
+            version = registry.resolve(name)
+            model = registry.load(name, version, target=model_config.target, task=model_config.task)
+        except TrackingUnavailable:
+            return True  # cannot tell now: the evaluation records the outage (and retries with backoff)
         inputs = sorted(c.name for c in model.inputs)
         fits = inputs == sorted(FEATURES) and model.task == "regression"
         key = (name, version)

@@ -197,12 +197,15 @@ def test_the_simulated_source_feeds_only_models_with_its_columns(make_app, mlflo
                for r in caplog.records)
 
 
-def test_a_registered_model_tag_opts_a_champion_out(make_app, mlflow_client, unique_name):
-    name = unique_name("optout")
+def test_a_registered_model_tag_or_the_config_opts_a_champion_out(make_app, mlflow_client, unique_name,
+                                                                  tmp_path):
+    name, other = unique_name("optout"), unique_name("cfgout")
     register_exercise_one(name)
-    app = make_app()
-    scheduler = app.extensions["driftline"].scheduler
-    assert name in scheduler.models()
+    register_exercise_one(other)
+    config = tmp_path / "monitor.yaml"
+    config.write_text(f"models:\n  - name: {other}\n    monitor: false\n")
+    scheduler = make_app(MONITOR_CONFIG_FILE=config).extensions["driftline"].scheduler
+    assert name in scheduler.models() and other not in scheduler.models()
     mlflow_client.set_registered_model_tag(name, "driftline.monitor", "false")
     assert name not in scheduler.models()
 
