@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -71,6 +72,8 @@ class EvaluationService:
     profiles: ProfileStore
     listeners: list[Listener] = field(default_factory=list)
     runs: RunLogger | None = None  # logs the MLflow runs queued by evaluations, after the response
+    _aliases: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict, repr=False)
+    _alias_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # --- entry point -------------------------------------------------------------------------------
     def evaluate(self, model_name: str, batch: Batch, *, alias: str | None = None,
@@ -95,8 +98,7 @@ class EvaluationService:
         run_payload: dict[str, Any] | None = None
         window_frame = None
         try:
-            max_age = self.settings.push_alias_max_age_seconds if batch.source == "push" else 0.0
-            version = version or self.registry.resolve(model_name, alias, max_age=max_age)
+            version = version or self._resolve(model_name, alias, recent_ok=batch.source == "push")
             row.model_version = version
             model_config = self.config.model(model_name)
             model = self.registry.load(model_name, version, target=model_config.target,
@@ -156,6 +158,21 @@ class EvaluationService:
         return outcome
 
     # --- steps -------------------------------------------------------------------------------------
+    def _resolve(self, model_name: str, alias: str | None, *, recent_ok: bool) -> str:
+        """The alias's version; a push may use the answer of the last few seconds
+        (MONITOR_PUSH_ALIAS_MAX_AGE_SECONDS): one registry round trip is most of a small push."""
+        max_age = self.settings.push_alias_max_age_seconds if recent_ok else 0.0
+        key = (model_name, alias or "")
+        if max_age > 0:
+            with self._alias_lock:
+                seen = self._aliases.get(key)
+            if seen is not None and time.monotonic() - seen[1] <= max_age:
+                return seen[0]
+        version = self.registry.resolve(model_name, alias)
+        with self._alias_lock:
+            self._aliases[key] = (version, time.monotonic())
+        return version
+
     def _score(self, model: LoadedModel, frame: Any, choice: ReferenceChoice) -> tuple[Any, np.ndarray]:
         from monitor.drift import DriftConfig, DriftDetector
 

@@ -131,7 +131,6 @@ class Registry:
         self._lock = threading.Lock()
         self._load_locks: dict[tuple[str, str], threading.Lock] = {}
         self._experiment_id: str | None = None
-        self._aliases: dict[tuple[str, str], tuple[str, float]] = {}  # (name, alias) -> (version, when)
 
     def _call(self, what: str, fn, *args, **kwargs):  # noqa: ANN001, ANN202 - thin wrapper
         try:
@@ -161,19 +160,10 @@ class Registry:
             if not token:
                 return sorted(names)
 
-    def resolve(self, name: str, alias: str | None = None, max_age: float = 0.0) -> str:
-        """The version the alias points at now (asked every time: aliases move), or as seen at most
-        ``max_age`` seconds ago (pushes: one registry round trip per batch is most of a small push)."""
+    def resolve(self, name: str, alias: str | None = None) -> str:
+        """The version the alias points at now (asked every time: aliases move)."""
         alias = alias or self.champion_alias
-        key = (name, alias)
-        if max_age > 0:
-            with self._lock:
-                seen = self._aliases.get(key)
-            if seen is not None and time.monotonic() - seen[1] <= max_age:
-                return seen[0]
         version = self._call(f"resolving {name}@{alias}", self.client.get_model_version_by_alias, name, alias)
-        with self._lock:
-            self._aliases[key] = (str(version.version), time.monotonic())
         return str(version.version)
 
     def ping(self, timeout: float = 3.0) -> str | None:
