@@ -198,10 +198,12 @@ def evaluate_now(name: str) -> tuple[Response, int]:
 @require_token
 def upload_reference(name: str, version: str) -> tuple[Response, int]:
     """Upload a reference (CSV or Parquet with the model inputs and the target) for one version."""
+    limits = BatchLimits.from_settings(_monitor().settings)
     try:
-        frame = parse_batch(request.get_data(cache=False), request.content_type)
+        frame = parse_batch(read_body(request.environ, limits), request.content_type, limits)
     except BadBatch as exc:
-        raise ApiError(exc.status, str(exc), {"accepted_content_types": list_content_types()}) from None
+        raise ApiError(exc.status, str(exc),
+                       {**exc.detail, "accepted_content_types": list_content_types()}) from None
     try:
         return jsonify(store_reference(_monitor(), name, version, frame)), 201
     except ModelNotFound as exc:

