@@ -171,6 +171,11 @@ class LocalStack:
             os.kill(pid, 0)
         except (OSError, ValueError):
             return None
+        # A killed service whose parent (init, once `make up` has exited) has not reaped it yet is
+        # a zombie: it answers kill(0) but runs nothing.
+        with contextlib.suppress(OSError):
+            if "State:\tZ" in Path(f"/proc/{pid}/status").read_text():
+                return None
         return pid
 
     def running(self) -> dict[str, int]:
