@@ -64,7 +64,7 @@ test: $(STAMP)
 # The real docker-compose.yml and Dockerfile on a Docker engine (started here when none runs).
 test-containers: $(STAMP)
 	@$(PY) -m ops.system_packages containers
-	@$(PY) -m pytest -m containers tests/containers $(PYTEST_ARGS)
+	@$(PY) -m pytest -m containers -s tests/containers $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .

@@ -154,16 +154,21 @@ def get_evaluation(evaluation_id: int) -> Response:
 
 # --- writes -----------------------------------------------------------------------------------------
 
+def _request_frame():  # noqa: ANN202 - a pandas DataFrame
+    """The request body as a frame, read and parsed within the batch limits (4xx on the sender's mistakes)."""
+    limits = BatchLimits.from_settings(_monitor().settings)
+    try:
+        return parse_batch(read_body(request.environ, limits), request.content_type, limits)
+    except BadBatch as exc:
+        raise ApiError(exc.status, str(exc),
+                       {**exc.detail, "accepted_content_types": list_content_types()}) from None
+
+
 @bp.post("/models/<name>/batches")
 @require_token
 def push_batch(name: str) -> tuple[Response, int]:
     """Evaluate a pushed batch now. Body: JSON records, CSV or Parquet with the inputs and the target."""
-    limits = BatchLimits.from_settings(_monitor().settings)
-    try:
-        frame = parse_batch(read_body(request.environ, limits), request.content_type, limits)
-    except BadBatch as exc:
-        raise ApiError(exc.status, str(exc),
-                       {**exc.detail, "accepted_content_types": list_content_types()}) from None
+    frame = _request_frame()
     batch_id = request.headers.get("X-Batch-Id") or request.args.get("batch_id") or f"push-{uuid.uuid4().hex}"
     if len(batch_id) > 255:
         raise ApiError(400, "batch id too long", "use at most 255 characters in X-Batch-Id")
@@ -198,12 +203,7 @@ def evaluate_now(name: str) -> tuple[Response, int]:
 @require_token
 def upload_reference(name: str, version: str) -> tuple[Response, int]:
     """Upload a reference (CSV or Parquet with the model inputs and the target) for one version."""
-    limits = BatchLimits.from_settings(_monitor().settings)
-    try:
-        frame = parse_batch(read_body(request.environ, limits), request.content_type, limits)
-    except BadBatch as exc:
-        raise ApiError(exc.status, str(exc),
-                       {**exc.detail, "accepted_content_types": list_content_types()}) from None
+    frame = _request_frame()
     try:
         return jsonify(store_reference(_monitor(), name, version, frame)), 201
     except ModelNotFound as exc:
