@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from monitor import labels as labels_later
 from monitor.db import utcnow
 from monitor.models import Evaluation, FeatureResult, ProcessedObject, ReferenceWindowRows
 from monitor.monitoring_runs import RunLogger
@@ -43,7 +44,8 @@ REPLACED_ON_RETRY = ("model_version", "alias", "source", "scenario", "status", "
                      "concept_drift", "prediction_drift", "drifted_features", "n_rows", "mse", "mae",
                      "baseline_mse", "baseline_mae", "report", "mlflow_run_id", "started_at", "finished_at",
                      "duration_seconds", "batch_digest", "task", "reference_kind", "reference_source",
-                     "accuracy", "baseline_accuracy")
+                     "accuracy", "baseline_accuracy", "labels", "n_labelled", "labels_received_at",
+                     "estimate")
 
 
 class DatabaseUnavailable(Exception):
@@ -97,6 +99,7 @@ class EvaluationService:
         transient = False
         run_payload: dict[str, Any] | None = None
         window_frame = None
+        pending = None  # an unlabelled batch: what completing it when its labels come needs
         try:
             version = version or self._resolve(model_name, alias, recent_ok=batch.source == "push")
             row.model_version = version
@@ -104,7 +107,7 @@ class EvaluationService:
             model = self.registry.load(model_name, version, target=model_config.target,
                                        task=model_config.task)
             row.task = model.task
-            checked = validate_batch(batch.frame, model)
+            checked = validate_batch(batch.frame, model, id_column=batch.meta.get("id_column"))
             choice = None
             if checked.ok:
                 try:
@@ -118,18 +121,21 @@ class EvaluationService:
                 row.error = "data quality: " + "; ".join(checked.problems)
                 row.report = {"rejected": True, "problems": checked.problems, "details": checked.details}
             elif choice is not None and choice.collecting:
-                window_frame = checked.frame
-                self._fill_collecting(row, choice, len(window_frame))
+                # Only labelled rows can fill a reference window.
+                window_frame = checked.frame if checked.labelled else None
+                self._fill_collecting(row, choice, len(checked.frame) if checked.labelled else 0)
             elif choice is not None:
                 row.reference_kind, row.reference_source = choice.kind, choice.source
-                report, predictions = self._score(model, checked.frame, choice)
+                report, predictions, proba = self._score(model, checked.frame, choice)
                 self._fill_ok(row, report)
+                pending = labels_later.fill_labels(row, model, checked, choice.profile, predictions, proba)
                 features = _feature_rows(report)
                 # The MLflow run is logged after the response (monitor/monitoring_runs.py): queued
                 # in the evaluation's transaction, so it is never lost and never doubled.
                 run_payload = {
                     "model": model_name, "version": version, "batch_id": batch.batch_id,
-                    "metrics": _mlflow_metrics(row, report), "result": self._result(row, report, predictions),
+                    "metrics": labels_later.run_metrics(row, _mlflow_metrics(row, report)),
+                    "result": {**self._result(row, report, predictions), "estimate": row.estimate},
                     "tags": {"driftline.source": batch.source, "driftline.scenario": batch.scenario or "",
                              "driftline.status": "ok", "driftline.task": model.task,
                              "driftline.reference": f"{choice.kind}: {choice.source}"[:500]}}
@@ -149,7 +155,7 @@ class EvaluationService:
         row.finished_at = utcnow()
         row.duration_seconds = time.perf_counter() - clock
         try:
-            outcome = self._store(row, features, batch, run_payload, window_frame)
+            outcome = self._store(row, features, batch, run_payload, window_frame, pending)
         except (OperationalError, SAInterfaceError) as exc:
             raise DatabaseUnavailable(f"monitor database unavailable: {_first_line(exc)}") from exc
         if run_payload is not None and not outcome.duplicate and self.runs is not None:
@@ -173,7 +179,9 @@ class EvaluationService:
             self._aliases[key] = (version, time.monotonic())
         return version
 
-    def _score(self, model: LoadedModel, frame: Any, choice: ReferenceChoice) -> tuple[Any, np.ndarray]:
+    def _score(self, model: LoadedModel, frame: Any, choice: ReferenceChoice) -> tuple[Any, np.ndarray, Any]:
+        """Report, predictions and (classifiers) probabilities; a batch without the target column is
+        scored without labels, keeping the concept tests' share of alpha for when they come."""
         from monitor.drift import DriftConfig, DriftDetector
 
         drift = self.config.drift_settings(model.name)
@@ -182,16 +190,19 @@ class EvaluationService:
         features = [f for f in model_features(model, frame.columns) if f in profile.features] \
             or list(profile.features)
         inputs = frame[[c.name for c in model.inputs]] if model.inputs else frame[features]
+        labelled = model.target in frame.columns
         if profile.classification is not None:
             predictions = np.asarray(model.predict(inputs)).reshape(-1)
+            proba = model.predict_proba(inputs)
             report = detector.score(frame[list(profile.features)], predictions=predictions,
-                                    labels=frame[model.target].to_numpy(),
-                                    probabilities=model.predict_proba(inputs))
-            return report, predictions
+                                    labels=frame[model.target].to_numpy() if labelled else None,
+                                    probabilities=proba, labels_later=not labelled)
+            return report, predictions, proba
         predictions = np.asarray(model.predict(inputs), dtype=float).reshape(-1)
         report = detector.score(frame[list(profile.features)], predictions=predictions,
-                                labels=frame[model.target].to_numpy(dtype=float))
-        return report, predictions
+                                labels=frame[model.target].to_numpy(dtype=float) if labelled else None,
+                                labels_later=not labelled)
+        return report, predictions, None
 
     @staticmethod
     def _fill_collecting(row: Evaluation, choice: ReferenceChoice, rows: int) -> None:
@@ -249,7 +260,8 @@ class EvaluationService:
             return _duplicate_of(row, digest)
 
     def _store(self, row: Evaluation, features: list[FeatureResult], batch: Batch,
-               run_payload: dict[str, Any] | None = None, window_frame: Any = None) -> Outcome:
+               run_payload: dict[str, Any] | None = None, window_frame: Any = None,
+               pending: Any = None) -> Outcome:
         """Insert (or replace a failed attempt), run listeners, commit — all in one transaction.
 
         A unique key may be taken by a concurrent transaction: this batch (another worker stored it:
@@ -258,7 +270,7 @@ class EvaluationService:
         for attempt in range(STORE_ATTEMPTS):
             try:
                 return self._store_once(_copy_evaluation(row), [_copy_feature(f) for f in features], batch,
-                                        run_payload, window_frame)
+                                        run_payload, window_frame, pending)
             except IntegrityError:
                 existing = self._existing(row.model_name, row.batch_id, row.batch_digest)
                 if existing is not None:
@@ -270,7 +282,7 @@ class EvaluationService:
         raise AssertionError("not reached")
 
     def _store_once(self, row: Evaluation, features: list[FeatureResult], batch: Batch,
-                    run_payload: dict[str, Any] | None, window_frame: Any) -> Outcome:
+                    run_payload: dict[str, Any] | None, window_frame: Any, pending: Any = None) -> Outcome:
         with self.sessions() as session, session.begin():
             previous = session.scalar(_by_batch(row.model_name, row.batch_id).with_for_update())
             if previous is not None and previous.status != "failed":
@@ -297,6 +309,8 @@ class EvaluationService:
                                                 data=_parquet(window_frame)))
             if run_payload is not None and target.status == "ok":
                 enqueue_run(session, target, run_payload)
+            if pending is not None and target.status == "ok":
+                labels_later.keep_pending(session, target, pending)
             for listener in self.listeners:
                 listener(session, target)
             session.flush()
