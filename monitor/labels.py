@@ -148,10 +148,15 @@ def run_metrics(row: Evaluation, metrics: dict[str, float]) -> dict[str, float]:
 
 
 # --- when the labels come --------------------------------------------------------------------------
-def labels_digest(values: np.ndarray) -> str:
-    text = "\x1f".join("" if v is None or (isinstance(v, float) and math.isnan(v)) else repr(v)
-                       for v in values)
-    return hashlib.sha256(text.encode()).hexdigest()
+def body_digest(body: pd.DataFrame, target: str, id_column: str | None, task: str) -> str:
+    """sha256 of the labels as sent: in row order, or as (id, label) pairs sorted by id (any order)."""
+    if target not in body.columns:
+        raise LabelsError(400, f"the labels lack the target column '{target}'")
+    values = _clean_labels(body[target], target, task)
+    texts = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else repr(v) for v in values]
+    if id_column is not None and id_column in body.columns:
+        texts = sorted(f"{i}\x1e{t}" for i, t in zip(body[id_column].astype(str), texts, strict=True))
+    return hashlib.sha256("\x1f".join(texts).encode()).hexdigest()
 
 
 def align_labels(body: pd.DataFrame, stored: pd.DataFrame, target: str, id_column: str | None,
@@ -233,20 +238,23 @@ class LabelsService:
                                   f"list its evaluations at /api/models/{model_name}/evaluations")
             self._check_state(row)
             stored = session.scalar(sa.select(BatchLabels).where(BatchLabels.evaluation_id == row.id))
-            if stored is None or stored.data is None:
-                raise LabelsError(409, f"batch {batch_id!r} kept no rows to complete", None)
-            frame = pd.read_parquet(io.BytesIO(bytes(stored.data)))
+            if stored is None or (stored.data is None and stored.labels_digest is None):
+                raise LabelsError(409, f"batch {batch_id!r} kept no rows to complete (older than "
+                                       "ALERT_HISTORY_RETENTION_DAYS, or pushed before labels could come "
+                                       "later)")
             evaluation_id, version, task = row.id, row.model_version, row.task or "regression"
             stored_id_column, earlier = stored.id_column, stored.labels_digest
+            frame = pd.read_parquet(io.BytesIO(bytes(stored.data))) if earlier is None else None
         model_config = service.config.model(model_name)
         model = service.registry.load(model_name, version, target=model_config.target, task=model_config.task)
+        if frame is None:  # labels are in: a repeat is told from other labels by the digest alone
+            digest = body_digest(body, model.target, id_column, task)
+            return self._repeat(evaluation_id, batch_id, earlier, digest)
         labels = align_labels(body, frame, model.target, id_column, stored_id_column, task)
         known = pd.notna(labels) if task != "regression" else np.isfinite(labels.astype(float))
         if not known.any():
             raise LabelsError(422, "no row has a label: send at least one (null marks a label still unknown)")
-        digest = labels_digest(labels)
-        if earlier is not None:
-            return self._repeat(evaluation_id, batch_id, earlier, digest)
+        digest = body_digest(body, model.target, id_column, task)
         choice = service.profiles.resolve(model, service.config.drift_settings(model_name),
                                           service.settings.reference_window_rows)
         if choice.profile is None:
@@ -268,7 +276,8 @@ class LabelsService:
     def _write(self, session: Session, row: Evaluation, stored: BatchLabels, report: Any,
                judged_estimate: dict[str, Any] | None, n_labelled: int, digest: str) -> dict[str, Any]:
         _complete(row, report, judged_estimate, n_labelled)
-        stored.labels_digest, stored.received_at = digest, row.labels_received_at
+        # The rows are done with: only the digest stays, to tell a repeat (200) from other labels (409).
+        stored.labels_digest, stored.received_at, stored.data = digest, row.labels_received_at, None
         late_metrics(session, row, digest)
         for listener in self.service.listeners:
             hook = getattr(listener, "on_labels", None)

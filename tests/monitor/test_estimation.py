@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import label_free_estimation as sim  # noqa: E402
 
-from monitor.alerts.rules import estimated_performance, RulePolicy  # noqa: E402
+from monitor.alerts.rules import RulePolicy, estimated_performance  # noqa: E402
 from monitor.drift import DriftConfig, DriftDetector  # noqa: E402
 from monitor.estimation import judge, track_record  # noqa: E402
 

@@ -12,7 +12,8 @@ from tests.monitor.helpers import register_model
 
 
 def post(client, path: str, frame: pd.DataFrame, auth: dict[str, str]):
-    return client.post(path, data=frame.to_csv(index=False).encode(), headers={**auth, "Content-Type": "text/csv"})
+    return client.post(path, data=frame.to_csv(index=False).encode(),
+                       headers={**auth, "Content-Type": "text/csv"})
 
 
 def wait_for_run(client, evaluation_id: int) -> dict:
@@ -73,17 +74,19 @@ def test_seed_identity_model_concept_batch_without_labels_then_labelled(make_app
     assert len(mlflow_client.get_metric_history(run.info.run_id, "mse")) == 1  # logged exactly once
     assert run.data.tags["driftline.labels"] == "received"
 
-    alerts = {a["labels"]["alertname"]: a for a in client.get(f"/api/alerts?model={name}").get_json()["alerts"]}
+    listed = client.get(f"/api/alerts?model={name}").get_json()["alerts"]
+    alerts = {a["labels"]["alertname"]: a for a in listed}
     assert alerts["concept_drift"]["state"] == "firing"
 
 
-def test_partial_labels_in_row_order_are_counted_and_sender_mistakes_are_4xx(make_app, auth, mlflow_client,
-                                                                            unique_name):
+def test_partial_labels_in_row_order_are_counted_and_sender_mistakes_are_4xx(make_app, auth,
+                                                                            mlflow_client, unique_name):
     name = unique_name("partial")
     register_model(mlflow_client, name, kind="identity")
     client = make_app().test_client()
     batch = make_batch("clean", ScenarioParams(rows=100, seed=8))
-    assert post(client, f"/api/models/{name}/batches?batch_id=c1", batch[["x0", "x1"]], auth).status_code == 201
+    pushed = post(client, f"/api/models/{name}/batches?batch_id=c1", batch[["x0", "x1"]], auth)
+    assert pushed.status_code == 201, pushed.get_json()
 
     unknown = post(client, f"/api/models/{name}/batches/nope/labels", batch[["y"]], auth)
     assert unknown.status_code == 404
@@ -107,7 +110,8 @@ def test_partial_labels_in_row_order_are_counted_and_sender_mistakes_are_4xx(mak
     assert result["report"]["labels"] == {"status": "received", "rows": 60, "of": 100, "label_drift": False}
 
     labelled = post(client, f"/api/models/{name}/batches?batch_id=c2", make_batch("clean"), auth).get_json()
-    assert labelled["labels"] == "at_push" and labelled["estimate"]["judged"]["mse"]["realized"] == labelled["mse"]
+    assert labelled["labels"] == "at_push"
+    assert labelled["estimate"]["judged"]["mse"]["realized"] == labelled["mse"]
     twice = post(client, f"/api/models/{name}/batches/c2/labels", make_batch("clean")[["y"]], auth)
     assert twice.status_code == 409
 
