@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from monitor.api import ApiError, _api_error, _request_frame, require_token
 from monitor.labels import LabelsError, LabelsService, track_record_of
@@ -40,6 +41,8 @@ def post_labels(name: str, batch_id: str) -> tuple[Response, int]:
         raise ApiError(404, str(exc), "the batch's model version is gone from the registry") from None
     except TrackingUnavailable as exc:
         raise ApiError(503, str(exc), "the tracking server is down; retry later") from None
+    except (OperationalError, InterfaceError):
+        raise ApiError(503, "monitor database unavailable", "nothing was recorded; retry later") from None
     return jsonify(result), status
 
 

@@ -124,3 +124,27 @@ def test_partial_labels_in_row_order_are_counted_and_sender_mistakes_are_4xx(mak
     assert f'driftline_estimate_interval_coverage{{model="{name}"}}' in metrics
     page = client.get(f"/models/{name}")
     assert page.status_code == 200 and b"chart-estimate" in page.data and b"Track record over 2" in page.data
+
+
+def test_a_classifier_without_labels_gets_an_expected_accuracy_then_its_labels(make_app, auth, mlflow_client,
+                                                                              unique_name):
+    from tests.monitor.team_models import churn_frame, register_classifier
+
+    name = unique_name("churn-later")
+    register_classifier(name, churn_frame(1500, 31), "churned", ["tenure"], ["plan"])
+    client = make_app().test_client()
+    flipped = churn_frame(400, 34, "concept_drift")
+    pushed = post(client, f"/api/models/{name}/batches?batch_id=k1", flipped.drop(columns=["churned"]), auth)
+    assert pushed.status_code == 201, pushed.get_json()
+    before = pushed.get_json()
+    assert before["concept_drift"] is None and before["accuracy"] is None
+    expected = before["estimate"]["metrics"]["accuracy"]
+    assert before["estimate"]["method"] == "cbpe" and 0 < expected["lower"] <= expected["upper"] <= 1
+
+    done = post(client, f"/api/models/{name}/batches/k1/labels", flipped[["churned"]], auth)
+    assert done.status_code == 200, done.get_json()
+    after = done.get_json()
+    assert after["concept_drift"] is True and after["accuracy"] < 0.5 * after["baseline_accuracy"]
+    judged = after["estimate"]["judged"]["accuracy"]
+    assert judged["realized"] == after["accuracy"] and judged["covered"] is False  # flipped relation
+    assert "churned" in after["report"]["features"]  # label drift, known only now
