@@ -88,7 +88,9 @@ def test_both_replicas_are_healthy_on_one_schema_migrated_once(replicas):
     assert scalar(users, "SELECT count(*) FROM users WHERE username = 'admin' AND is_admin") == 1
     logs = [process.log_path.read_text() for process in replicas["processes"]]
     both = "\n".join(logs)
-    # Exactly one replica migrated each database; the other waited for the lock and found it done.
+    # They raced: one found the other migrating and waited for the lock, then found the schema done.
+    assert sum("another process is migrating" in log for log in logs) == 1, both
+    # Exactly one replica migrated each database.
     assert len(re.findall(r"schema of \S+ migrated to", both)) == 1, both
     assert len(re.findall(r"auth store \S+ migrated to", both)) == 1, both
     assert len(re.findall(r"schema of \S+ is at head", both)) == 1, both
