@@ -240,3 +240,31 @@ def test_unknown_command_is_refused_with_usage(tmp_path):
     done = run_tracking(["upgrade"], {}, tmp_path)
     output, _ = done.communicate(timeout=60)
     assert done.returncode == 2 and "usage: python -m tracking [serve|migrate]" in output
+
+
+def test_server_without_migration_starts_once_the_one_shot_step_is_done(make_database, tmp_path):
+    """The Kubernetes order: replicas start with the migration Job and wait for it, never migrating."""
+    settings = {
+        "TRACKING_BACKEND_URI": make_database("mlflow"), "TRACKING_AUTH_DB_URI": make_database("mlflow_auth"),
+        "TRACKING_AUTH": "true", "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1], "MLFLOW_FLASK_SERVER_SECRET_KEY": SECRET_KEY,
+    }
+    port = free_port()
+    env = tracking_env(tmp_path / "server", port, **settings, TRACKING_MIGRATE_ON_START="false")
+    env["TRACKING_DB_WAIT_SECONDS"] = "240"
+    server = ManagedProcess("tracking-waiting", [sys.executable, "-m", "tracking"],
+                            tmp_path / "server" / "tracking.log", env=env, cwd=REPO).start()
+    try:
+        server.wait_until(lambda: "waiting for the migration step" in server.log_tail(), timeout=120,
+                          what="waiting for the migration")
+        migrate = run_tracking(["migrate"], settings, tmp_path / "migrate")
+        output, _ = migrate.communicate(timeout=240)
+        assert migrate.returncode == 0, output
+        server.wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), timeout=180, what="healthy")
+        response = requests.get(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1",
+                                auth=ADMIN, timeout=30)
+        assert response.status_code == 200, response.text
+        log = server.log_path.read_text()
+        assert "migrated to" not in log and "nothing to migrate" not in log, log
+    finally:
+        server.stop()
