@@ -43,6 +43,8 @@ def test_seed_identity_model_concept_batch_without_labels_then_labelled(make_app
     assert before["concept_drift"] is None and before["mse"] is None  # unknown, not "no"
     mse = before["estimate"]["metrics"]["mse"]
     assert mse["lower"] <= mse["estimate"] <= mse["upper"]
+    page = client.get(f"/evaluations/{before['id']}")
+    assert b"awaiting labels" in page.data and b'id="estimate"' in page.data
     wait_for_run(client, before["id"])  # the run is logged before the labels come: late metrics path
 
     labels = batch[["row_id", "y"]].sample(frac=1.0, random_state=1)  # any order: joined on the id
