@@ -13,7 +13,9 @@ scenario. Rates over --repeats repetitions (default 1000) per cell:
   (target >= 95 %).
 
 The course's method (per-feature KS at 0.05, no correction, no concept test) is the row to beat;
-"driftline before" is the engine without the joint test (joint_test="none": per-feature KS only).
+"driftline before" is the engine without the joint test (joint_test="none": per-feature KS only), and
+"energy-only" the previous default joint test (joint_test="energy"). Attribution rates are printed
+with their binomial standard error sqrt(p (1 - p) / repetitions).
 
 Two more feature layouts check the family-wise false-alarm rate where a joint test could break it:
 "correlated" (x1 = x0 + U(-5, 5), correlation 0.99) and "five features" (x0..x4 uniform, y depends on
@@ -55,7 +57,8 @@ REFERENCE_ROWS = 80
 SIZES = (20, 100, 1000)
 SCENARIOS = ("clean", "data_drift", "concept_drift")
 METHODS = {
-    "driftline (joint energy test + Holm by kind, default)": DriftConfig(),
+    "driftline (joint energy+mean test, Holm by kind, default)": DriftConfig(),
+    "driftline, energy-only joint test (previous default)": DriftConfig(joint_test="energy"),
     "driftline before (per-feature KS, Holm by kind)": DriftConfig(joint_test="none"),
     "driftline, Holm pooled over all tests": DriftConfig(alpha_split="none"),
     "driftline, Bonferroni": DriftConfig(correction="bonferroni"),
@@ -63,8 +66,7 @@ METHODS = {
     "driftline, no correction": DriftConfig(correction="none"),
 }
 COURSE = "course: per-feature KS at 0.05, no correction"
-LAYOUT_METHODS = ("driftline (joint energy test + Holm by kind, default)",
-                  "driftline before (per-feature KS, Holm by kind)")
+LAYOUT_METHODS = tuple(list(METHODS)[:3])
 LAYOUTS = ("correlated", "five features")
 CURVE = HERE / "results" / "drift_power.png"
 CURVE_SIZES = (10, 20, 50, 100, 200, 1000)
@@ -277,8 +279,12 @@ def summarise(runs: list[dict], names: tuple[str, ...]) -> list[dict]:
                     "false_alarm_data_only": float(clean[:, 0].mean()),
                     "data_drift_detected": float(data[:, 0].mean()),
                     "data_drift_attributed": float((data[:, 0] & ~data[:, 1]).mean()),
+                    "data_drift_attributed_se": se((data[:, 0] & ~data[:, 1]).mean(), len(runs)),
                     "concept_drift_detected": float(concept[:, 1].mean()) if has_concept_test else None,
                     "concept_drift_attributed": float((concept[:, 1] & ~concept[:, 0]).mean())
+                    if has_concept_test
+                    else None,
+                    "concept_drift_attributed_se": se((concept[:, 1] & ~concept[:, 0]).mean(), len(runs))
                     if has_concept_test
                     else None,
                 }
@@ -286,34 +292,47 @@ def summarise(runs: list[dict], names: tuple[str, ...]) -> list[dict]:
     return rows
 
 
+def se(rate: float, n: int) -> float:
+    """Binomial standard error of a rate measured on n repetitions."""
+    return float(np.sqrt(rate * (1 - rate) / n))
+
+
 def pct(value: float | None) -> str:
     return "   n/a" if value is None else f"{100 * value:5.1f}%"
 
 
+def with_se(row: dict, key: str) -> str:
+    if row[key] is None:
+        return pct(None)
+    return f"{pct(row[key])} ({pct(row[key + '_se']).strip()})"
+
+
 def table(rows: list[dict]) -> str:
     head = (
-        f"{'method':<48} {'rows':>5} {'false alarms':>12} {'data det.':>9} {'data attr.':>10} "
-        f"{'concept det.':>12} {'concept attr.':>13}"
+        f"{'method':<56} {'rows':>5} {'false alarms':>12} {'data det.':>9} {'data attr. (se)':>16} "
+        f"{'concept det.':>12} {'concept attr. (se)':>19}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['method']:<48} {r['rows']:>5} {pct(r['false_alarm_rate']):>12} "
-            f"{pct(r['data_drift_detected']):>9} {pct(r['data_drift_attributed']):>10} "
-            f"{pct(r['concept_drift_detected']):>12} {pct(r['concept_drift_attributed']):>13}"
+            f"{r['method']:<56} {r['rows']:>5} {pct(r['false_alarm_rate']):>12} "
+            f"{pct(r['data_drift_detected']):>9} "
+            f"{with_se(r, 'data_drift_attributed'):>16} "
+            f"{pct(r['concept_drift_detected']):>12} "
+            f"{with_se(r, 'concept_drift_attributed'):>19}"
         )
     return "\n".join(lines)
 
 
 def layout_table(rows: list[dict]) -> str:
     head = (
-        f"{'layout':<14} {'method':<48} {'rows':>5} {'false alarms':>12} {'data det.':>9} "
+        f"{'layout':<14} {'method':<56} {'rows':>5} {'false alarms':>12} {'data det.':>9} "
         f"{'data attr.':>10}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['layout']:<14} {r['method']:<48} {r['rows']:>5} {pct(r['false_alarm_rate']):>12} "
+            f"{r['layout']:<14} {r['method']:<56} {r['rows']:>5} {pct(r['false_alarm_rate']):>12} "
             f"{pct(r['data_drift_detected']):>9} {pct(r['data_drift_attributed']):>10}"
         )
     return "\n".join(lines)
