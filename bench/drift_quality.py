@@ -50,6 +50,7 @@ from scipy.stats import ks_2samp  # noqa: E402
 
 from monitor.drift import DriftConfig, DriftDetector  # noqa: E402
 from seed_scenarios import FEATURES, TARGET, ScenarioParams, make_batch  # noqa: E402
+from tests.drift.family_sim import draw, joint_p_values, verdicts  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "drift_quality.json"
@@ -348,6 +349,82 @@ def curve_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+FAMILY_CONFIGS = {
+    "default (energy+mean joint test)": DriftConfig(),
+    "energy-only joint test (previous default)": DriftConfig(joint_test="energy"),
+    "per-feature KS only (before issue 17)": DriftConfig(joint_test="none"),
+}
+FAMILY_LAYOUTS = ("seed", "correlated", "five features")
+
+
+def family_cell(args: tuple[str, int, int]) -> list[dict]:
+    """Every FAMILY_CONFIGS method on ``repeats`` batches of one layout and size, three scenarios.
+
+    The engine's decisions computed vectorised (tests/drift/family_sim.py: the engine's ks_pvalue,
+    joint_tests and decision.correct; test_joint_fwer.py checks they equal the detector's), so 2,000
+    repetitions take seconds per cell. Seed layout: clean, data drift (every feature +25), concept
+    drift (y + 10); the other layouts: clean and data drift.
+    """
+    layout, size, repeats = args
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng([2026, size, FAMILY_LAYOUTS.index(layout)])
+    x_ref, y_ref = draw(layout, repeats, REFERENCE_ROWS, rng)
+    x_cur, y_cur = draw(layout, repeats, size, rng)
+    scenarios = {"clean": (x_cur, y_cur), "data_drift": (x_cur + 25, y_cur + 25)}
+    if layout == "seed":
+        scenarios["concept_drift"] = (x_cur, y_cur + 10)
+    out: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    with threadpool_limits(1):
+        for scenario, (x, y) in scenarios.items():
+            p_joint = joint_p_values(x_ref, x, DriftConfig()) if REFERENCE_ROWS + size <= 1000 else {}
+            for name, config in FAMILY_CONFIGS.items():
+                out.setdefault(name, {})[scenario] = verdicts(
+                    x_ref, y_ref, x, y, config, p_joint.get(config.joint_test)
+                )
+    rows = []
+    for name, cells in out.items():
+        any_c, _, _ = cells["clean"]
+        _, data_d, concept_d = cells["data_drift"]
+        row = {
+            "layout": layout,
+            "method": name,
+            "rows": size,
+            "repeats": repeats,
+            "false_alarm_rate": float(any_c.mean()),
+            "data_drift_detected": float(data_d.mean()),
+            "data_drift_attributed": float((data_d & ~concept_d).mean()),
+            "data_drift_attributed_se": se((data_d & ~concept_d).mean(), repeats),
+            "data_drift_with_concept_alarm": float((data_d & concept_d).mean()),
+        }
+        if "concept_drift" in cells:
+            _, data_c, concept_c = cells["concept_drift"]
+            row |= {
+                "concept_drift_detected": float(concept_c.mean()),
+                "concept_drift_attributed": float((concept_c & ~data_c).mean()),
+                "concept_drift_attributed_se": se((concept_c & ~data_c).mean(), repeats),
+            }
+        rows.append(row)
+    return rows
+
+
+def family_table(rows: list[dict]) -> str:
+    head = (
+        f"{'layout':<14} {'method':<42} {'rows':>5} {'false alarms':>12} {'data det.':>9} "
+        f"{'data attr. (se)':>16} {'concept det.':>12} {'concept attr. (se)':>19}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        concept = "concept_drift_detected" in r
+        lines.append(
+            f"{r['layout']:<14} {r['method']:<42} {r['rows']:>5} {pct(r['false_alarm_rate']):>12} "
+            f"{pct(r['data_drift_detected']):>9} {with_se(r, 'data_drift_attributed'):>16} "
+            f"{pct(r['concept_drift_detected'] if concept else None):>12} "
+            f"{with_se(r, 'concept_drift_attributed') if concept else pct(None):>19}"
+        )
+    return "\n".join(lines)
+
+
 def run_all(fn, reps: int, jobs: int) -> list[dict]:
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
@@ -369,8 +446,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--layout-repeats", type=int, default=None, help="default: --repeats")
     parser.add_argument("--curve-repeats", type=int, default=150, help="0 skips the power curve")
+    parser.add_argument(
+        "--family-repeats", type=int, default=2000,
+        help="batches per cell of the vectorised simulation (every layout and size); 0 skips it",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    family_rows: list[dict] = []
+    if args.family_repeats:
+        cells = [(layout, size, args.family_repeats) for layout in FAMILY_LAYOUTS for size in SIZES]
+        if args.jobs > 1:
+            with ProcessPoolExecutor(args.jobs) as pool:
+                family_rows = [row for rows in pool.map(family_cell, cells) for row in rows]
+        else:
+            family_rows = [row for cell in cells for row in family_cell(cell)]
+        print(
+            f"vectorised engine decisions, {args.family_repeats} repetitions per cell "
+            f"({time.perf_counter() - start:.0f} s)\n"
+        )
+        print(family_table(family_rows))
+        print()
     names = tuple(METHODS) if args.methods == "all" else tuple(
         list(METHODS)[int(i)] for i in args.methods.split(",")
     )
@@ -420,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
                     "concept_drift_detected_min_20_rows": 0.99,
                     "attribution_min": 0.97,
                 },
+                "family_repeats": args.family_repeats,
+                "family": family_rows,
                 "results": rows,
                 "layout_repeats": layout_reps,
                 "layouts": layout_rows,

@@ -286,11 +286,11 @@ def test_the_joint_test_settings_come_from_the_environment(make_app, auth, mlflo
     client = app.test_client()
     for model, test, permutations in ((name, "energy", 199), (other, "energy_mean", 99)):
         result = push(client, model, demand_frame(100, 31, "data_drift"), auth).get_json()
-        report = client.get(f"/api/evaluations/{result['evaluation_id']}", headers=auth).get_json()["report"]
+        report = client.get(f"/api/evaluations/{result['id']}", headers=auth).get_json()["report"]
         assert list(report["joint"]) == [test], report["joint"]
         assert f"{permutations} permutations" in report["joint"][test]["note"]
         assert f"inputs:{test}" in report["verdicts"]["data_drift"]["drivers"]
     # 400 reference rows + 600 > 900 pooled rows: the per-feature path
     big = push(client, name, demand_frame(600, 32, "data_drift"), auth).get_json()
-    stored = client.get(f"/api/evaluations/{big['evaluation_id']}", headers=auth).get_json()
+    stored = client.get(f"/api/evaluations/{big['id']}", headers=auth).get_json()
     assert stored["report"]["joint"] == {}
