@@ -261,6 +261,10 @@ class LabelsService:
             raise LabelsError(409, "the version's reference is not ready; retry later")
         report, judged_estimate = _rescore(choice.profile, model, frame, labels, known, service, model_name)
         with service.sessions() as session, session.begin():
+            # Lock order of the run logger (monitoring_runs, then evaluations): the other way round
+            # the two deadlock when the push's run is being logged while its labels arrive.
+            session.execute(sa.select(MonitoringRun.id).where(MonitoringRun.evaluation_id == evaluation_id)
+                            .with_for_update())
             row = session.get(Evaluation, evaluation_id, with_for_update=True, populate_existing=True)
             stored = session.scalar(sa.select(BatchLabels).where(BatchLabels.evaluation_id == evaluation_id)
                                     .with_for_update())

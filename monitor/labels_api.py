@@ -8,6 +8,7 @@ label-free estimate's track record (mean absolute relative error, interval cover
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -17,6 +18,7 @@ from monitor.api import ApiError, _api_error, _request_frame, require_token
 from monitor.labels import LabelsError, LabelsService, track_record_of
 from monitor.registry import ModelNotFound, TrackingUnavailable
 
+log = logging.getLogger(__name__)
 bp = Blueprint("labels", __name__, url_prefix="/api")
 bp.register_error_handler(ApiError, _api_error)
 
@@ -41,7 +43,8 @@ def post_labels(name: str, batch_id: str) -> tuple[Response, int]:
         raise ApiError(404, str(exc), "the batch's model version is gone from the registry") from None
     except TrackingUnavailable as exc:
         raise ApiError(503, str(exc), "the tracking server is down; retry later") from None
-    except (OperationalError, InterfaceError):
+    except (OperationalError, InterfaceError) as exc:
+        log.warning("labels for %s batch %s not recorded: %s", name, batch_id, str(exc).splitlines()[0])
         raise ApiError(503, "monitor database unavailable", "nothing was recorded; retry later") from None
     return jsonify(result), status
 
