@@ -116,16 +116,29 @@ def _run_revision(label: str, code: Path, db_url: str, tracking_url: str, work: 
     try:
         proc.wait_until(lambda: http_ok(f"http://{url}/healthz"), timeout=120, what="serving /healthz")
         bodies = {rows: _csv(rows) for rows in (100, 10_000)}
-        _load(url, small, bodies[100], clients=2, pushes=6)  # every worker loads model and profile
+        for _ in range(3):  # every worker (and thread) loads the model and profile, caches warm
+            _load(url, small, bodies[100], clients=8, pushes=16)
+        workers = _children(proc.proc.pid)
+        _drain_outbox(url)
+        started_cpu, total_pushes = _cpu_seconds(workers), 0
         for clients, rows, count in ((1, 100, pushes), (1, 10_000, pushes // 2),
                                      (8, 100, pushes * 4), (8, 10_000, pushes * 2)):
+            cpu = _cpu_seconds(workers)
             figures = _load(url, small, bodies[rows], clients=clients, pushes=count)
+            # CPU time of the gunicorn workers per push (pushes, plus the MLflow run outbox they feed):
+            # less sensitive to the machine's load than the wall-clock figures.
+            figures["worker_cpu_ms_per_push"] = round(1000 * (_cpu_seconds(workers) - cpu) / count, 1)
+            figures["load_average"] = round(os.getloadavg()[0], 1)
             figures.update(run=label, clients=clients, rows=rows)
+            total_pushes += count
             out.append(figures)
             print(json.dumps(figures), flush=True)
         drained = _drain_outbox(url)
         if drained is not None:
-            out.append({"run": label, "outbox_drain_seconds": drained})
+            # Everything the workers spent on these pushes, their MLflow runs logged afterwards included.
+            out.append({"run": label, "outbox_drain_seconds": drained,
+                        "worker_cpu_ms_per_push_with_run": round(
+                            1000 * (_cpu_seconds(workers) - started_cpu) / total_pushes, 1)})
             print(json.dumps(out[-1]), flush=True)
         if big is not None:
             figures = _big_push(url, big, proc.proc.pid)
@@ -321,6 +334,16 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (all their threads), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
+
+
 def _status_kb(pid: int) -> dict[str, int]:
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -332,16 +355,18 @@ def _status_kb(pid: int) -> dict[str, int]:
 
 def _print(results: list[dict]) -> None:
     print(f"\n{'run':<18}{'clients':>8}{'rows':>8}{'pushes':>8}{'p50 ms':>9}{'p99 ms':>9}{'push/s':>8}"
-          f"{'healthz p50/max ms':>20}  statuses")
+          f"{'healthz p50/max ms':>20}{'CPU ms/push':>12}{'load':>6}  statuses")
     for r in results:
         if "clients" not in r:
             continue
         health = f"{r['healthz_p50_ms']}/{r['healthz_max_ms']}"
         print(f"{r['run']:<18}{r['clients']:>8}{r['rows']:>8}{r['pushes']:>8}{r['p50_ms']:>9}{r['p99_ms']:>9}"
-              f"{r['pushes_per_s']:>8}{health:>20}  {r['statuses']}")
+              f"{r['pushes_per_s']:>8}{health:>20}{r.get('worker_cpu_ms_per_push', '-'):>12}"
+              f"{r.get('load_average', '-'):>6}  {r['statuses']}")
     for r in results:
         if "outbox_drain_seconds" in r:
-            print(f"{r['run']:<18} MLflow run outbox empty {r['outbox_drain_seconds']} s after the loads")
+            print(f"{r['run']:<18} MLflow run outbox empty {r['outbox_drain_seconds']} s after the loads; "
+                  f"worker CPU per push with its run: {r.get('worker_cpu_ms_per_push_with_run', '-')} ms")
     for r in results:
         if "body_mb" in r:
             print(f"{r['run']:<18} 1,000,000 x 20 Parquet ({r['body_mb']} MB): status {r['status']}, "
