@@ -43,6 +43,7 @@ def main() -> int:
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--revisions", default="before,after")
     parser.add_argument("--skip-big", action="store_true")
+    parser.add_argument("--results", default=str(RESULTS), help="where the JSON figures go")
     args = parser.parse_args()
 
     import mlflow
@@ -89,8 +90,9 @@ def main() -> int:
         for url in databases:
             postgres.drop_database(url)
     _print(results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"before": before_ref, "results": results}, indent=1) + "\n")
+    target = Path(args.results)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"before": before_ref, "results": results}, indent=1) + "\n")
     return 0
 
 
@@ -251,12 +253,14 @@ def _big_push(url: str, model: str, master_pid: int, log_path: Path) -> dict:
     for pid in workers:
         Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
         base[pid] = _status_kb(pid)["VmRSS"]
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), _cpu_seconds(workers)
     status = _post(url, model, body, "application/vnd.apache.parquet")
     seconds = time.perf_counter() - t0
+    cpu = _cpu_seconds(workers) - cpu
     peak = max(_status_kb(pid)["VmHWM"] - base[pid] for pid in workers) * 1024
     return {"rows": BIG_ROWS, "columns": BIG_FEATURES + 1, "body_mb": round(len(body) / 2**20, 1),
-            "status": status, "seconds": round(seconds, 2), "peak_extra_mb": round(peak / 2**20),
+            "status": status, "seconds": round(seconds, 2), "worker_cpu_seconds": round(cpu, 2),
+            "load_average": round(os.getloadavg()[0], 1), "peak_extra_mb": round(peak / 2**20),
             "decoded_mb": round(decoded / 2**20), "peak_x_decoded": round(peak / decoded, 2)}
 
 
@@ -385,8 +389,9 @@ def _print(results: list[dict]) -> None:
     for r in results:
         if "body_mb" in r:
             print(f"{r['run']:<18} 1,000,000 x 20 Parquet ({r['body_mb']} MB): status {r['status']}, "
-                  f"{r['seconds']} s, peak +{r['peak_extra_mb']} MB = {r['peak_x_decoded']}x the decoded "
-                  f"batch ({r['decoded_mb']} MB)")
+                  f"{r['seconds']} s (worker CPU {r.get('worker_cpu_seconds', '-')} s, load "
+                  f"{r.get('load_average', '-')}), peak +{r['peak_extra_mb']} MB = {r['peak_x_decoded']}x "
+                  f"the decoded batch ({r['decoded_mb']} MB)")
 
 
 if __name__ == "__main__":
