@@ -30,7 +30,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from monitor.db import utcnow
+from monitor.db import utcnow, write_lock
 from monitor.estimation import TrackRecord, judge, track_record
 from monitor.models import BatchLabels, Evaluation, MonitoringRun
 
@@ -260,7 +260,7 @@ class LabelsService:
         if choice.profile is None:
             raise LabelsError(409, "the version's reference is not ready; retry later")
         report, judged_estimate = _rescore(choice.profile, model, frame, labels, known, service, model_name)
-        with service.sessions() as session, session.begin():
+        with write_lock(service.sessions), service.sessions() as session, session.begin():
             # Lock order of the run logger (monitoring_runs, then evaluations): the other way round
             # the two deadlock when the push's run is being logged while its labels arrive.
             session.execute(sa.select(MonitoringRun.id).where(MonitoringRun.evaluation_id == evaluation_id)

@@ -61,6 +61,9 @@ class MonitorSettings(BaseSettings):
     max_batch_rows: int = Field(2_000_000, ge=1, validation_alias="MONITOR_MAX_BATCH_ROWS")
     max_batch_columns: int = Field(1_000, ge=1, validation_alias="MONITOR_MAX_BATCH_COLUMNS")
     max_batch_cells: int = Field(25_000_000, ge=1, validation_alias="MONITOR_MAX_BATCH_CELLS")
+    # Parquet: decoded size bound from the footer (string columns can decode far beyond the file).
+    max_batch_decoded_bytes: int = Field(512 * 1024 * 1024, ge=1024,
+                                         validation_alias="MONITOR_MAX_BATCH_DECODED_BYTES")
     # Added by the monitor (not in the original table): retry cap, simulated batch size, default inbox.
     retry_max_seconds: float = Field(300.0, gt=0, validation_alias="MONITOR_RETRY_MAX_SECONDS")
     simulated_rows: int = Field(100, ge=1, le=10_000_000, validation_alias="MONITOR_SIMULATED_ROWS")
