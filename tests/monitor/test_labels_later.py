@@ -67,7 +67,8 @@ def test_seed_identity_model_concept_batch_without_labels_then_labelled(make_app
     full = wait_for_run(client, before["id"])
     deadline = time.monotonic() + 60
     run = mlflow_client.get_run(full["mlflow_run_id"])
-    while "concept_drift" not in run.data.metrics and time.monotonic() < deadline:
+    while ("concept_drift" not in run.data.metrics or "driftline.labels" not in run.data.tags) \
+            and time.monotonic() < deadline:  # the server writes a batch's metrics, then its tags
         time.sleep(0.3)
         run = mlflow_client.get_run(full["mlflow_run_id"])
     assert run.data.metrics["concept_drift"] == 1.0
