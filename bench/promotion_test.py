@@ -34,7 +34,8 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "promotion_test.json"
 
 
-def batch_losses(scenario: str, rng: np.random.Generator, looks: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+def batch_losses(scenario: str, rng: np.random.Generator, looks: int,
+                 rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-batch mean squared errors of champion and challenger, shape (looks,) each."""
     shape = (looks, rows)
     if scenario == "equal (normal)":
