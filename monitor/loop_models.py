@@ -155,5 +155,22 @@ class RetrainingRequest(Base):
                 "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at)}
 
 
+class LabelledBatch(Base):
+    """The rows of a recent labelled batch, kept for retraining (the last MONITOR_RETRAIN_BATCHES per
+    model; older ones are deleted in the commit that adds a new one)."""
+
+    __tablename__ = "labelled_batches"
+    __table_args__ = (sa.Index("ix_labelled_batches_model", "model_name", "id"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    model_version: Mapped[str] = mapped_column(sa.String(64))
+    evaluation_id: Mapped[int] = mapped_column(sa.Integer)
+    batch_id: Mapped[str] = mapped_column(sa.String(255))
+    n_rows: Mapped[int] = mapped_column(sa.Integer)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)  # Parquet
+    created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None

@@ -1,7 +1,7 @@
 """Carrying out the decisions of the sequential tests (``loop_decisions``): promote, notify, roll back.
 
 A decision row is inserted once per test in the evaluation's transaction (monitor/challengers.py). The
-leader's job (and a wake-up after the commit that inserted one) claims pending rows one at a time with
+leader's job claims pending rows one at a time with
 ``FOR UPDATE SKIP LOCKED`` and acts while holding the row: a second replica skips the row, and a row
 is ``done`` (or ``failed``/``stale``) in the same commit that ends the claim. An alias is therefore
 moved at most once per test. A crash between the alias move and the commit leaves the row pending;
@@ -43,7 +43,6 @@ class DecisionExecutor:
     actor: str = ACTOR
 
     def __post_init__(self) -> None:
-        self._wake = threading.Event()
         self._lock = threading.Lock()
 
     def run_pending(self, limit: int = 20) -> int:
@@ -156,22 +155,6 @@ class DecisionExecutor:
         columns = [c.name for c in model.inputs] or model.features
         return check_version(name, version, reference.train[[c for c in columns if c in reference.train]],
                              champion_version=champion_version, numeric=model.task != "classification")
-
-    # --- background ----------------------------------------------------------------------------------
-    def wake(self) -> None:
-        self._wake.set()
-
-    def serve(self, stop: threading.Event, interval: float = 5.0) -> None:
-        """A thread's loop: act when woken (a commit inserted a decision) or every ``interval``."""
-        while not stop.is_set():
-            self._wake.wait(interval)
-            self._wake.clear()
-            if stop.is_set():
-                break
-            try:
-                self.run_pending()
-            except Exception:  # noqa: BLE001 - the loop must survive a database blip
-                log.exception("promotion decisions could not be processed")
 
 
 def _details(decision: LoopDecision) -> dict[str, Any]:

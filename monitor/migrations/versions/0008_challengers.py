@@ -1,4 +1,5 @@
-"""Challengers on live batches, their sequential tests, promotion/rollback decisions, retraining requests.
+"""Challengers on live batches, their sequential tests, promotion/rollback decisions, retraining
+requests and the labelled rows kept for retraining.
 
 Revision ID: 0008_challengers
 Revises: 0005_operations
@@ -101,8 +102,23 @@ def upgrade() -> None:
     )
     op.create_index("ix_retraining_requests_model", "retraining_requests", ["model_name", "id"])
 
+    op.create_table(
+        "labelled_batches",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("model_name", sa.String(255), nullable=False),
+        sa.Column("model_version", sa.String(64), nullable=False),
+        sa.Column("evaluation_id", sa.Integer, nullable=False),
+        sa.Column("batch_id", sa.String(255), nullable=False),
+        sa.Column("n_rows", sa.Integer, nullable=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", TZ, nullable=False),
+    )
+    op.create_index("ix_labelled_batches_model", "labelled_batches", ["model_name", "id"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_labelled_batches_model", table_name="labelled_batches")
+    op.drop_table("labelled_batches")
     op.drop_index("ix_retraining_requests_model", table_name="retraining_requests")
     op.drop_table("retraining_requests")
     op.drop_index("ix_loop_decisions_status", table_name="loop_decisions")
