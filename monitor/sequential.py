@@ -16,7 +16,10 @@ of bounded random variables by betting") test them:
 
 Each is a non-negative supermartingale under its null whatever the dependence between batches or the
 rows' tails (r is bounded and the bets are predictable), so by Ville's inequality it ever reaches
-2/alpha with probability <= alpha/2: the test may be looked at after every batch, forever.
+1/alpha with probability <= alpha: the test may be looked at after every batch, forever. Each side is
+one-sided at alpha on its own null: the error that matters, promoting a challenger that is not better,
+has probability <= alpha; an equal challenger may also be called worse with probability <= alpha,
+which only discards it.
 Bets follow aGRAPA (the growth-rate-adaptive plug-in), truncated at c = 0.75.
 """
 
@@ -100,10 +103,10 @@ def update(state: TestState, gain: float) -> TestState:
 
 
 def threshold(alpha: float) -> float:
-    """log of the wealth at which a side wins: 2/alpha (alpha/2 per side)."""
+    """log of the wealth at which a side wins: 1/alpha (Ville's inequality)."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha {alpha!r} must be in (0, 1)")
-    return math.log(2.0 / alpha)
+    return math.log(1.0 / alpha)
 
 
 def decide(state: TestState, alpha: float = 0.05, min_batches: int = 1) -> str:
@@ -125,4 +128,4 @@ def evidence(state: TestState, alpha: float) -> dict[str, Any]:
     return {"batches": state.batches, "mean_relative_gain": state.mean_gain,
             "e_value_better": math.exp(min(state.log_wealth_better, 700.0)),
             "e_value_worse": math.exp(min(state.log_wealth_worse, 700.0)),
-            "threshold": 2.0 / alpha, "alpha": alpha, "test": "betting e-process on relative batch gain"}
+            "threshold": 1.0 / alpha, "alpha": alpha, "test": "betting e-process on relative batch gain"}
