@@ -185,6 +185,8 @@ def cmd_train(args: argparse.Namespace, settings: TrainerSettings) -> int:
     report = training.train(client, dataset, candidates, experiment=args.experiment, margin=args.margin,
                             actor=actor(settings.actor), autolog=args.autolog,
                             progress=lambda line: print(line, flush=True))
+    if not report.failed:
+        _demo_promotion_policy(client, [args.lasso_model_name, args.custom_model_name])
     print()
     print(summary_table(report))
     print(f"\n{time.perf_counter() - started:.1f}s in total")
@@ -194,6 +196,19 @@ def cmd_train(args: argparse.Namespace, settings: TrainerSettings) -> int:
         raise RunFailed(f"{len(report.failed)} candidate(s) failed to fit: {names}",
                         "fix them (see the FAILED runs) and retry; nothing was registered and no alias moved")
     return EXIT_OK
+
+
+def _demo_promotion_policy(client, names: list[str]) -> None:  # noqa: ANN001 - MlflowClient
+    """The exercise models are the demo: the monitor may promote their challengers by itself
+    (`driftline.promotion=auto`, docs/promotion.md). A policy a team set is left alone."""
+    from mlflow.exceptions import MlflowException
+
+    for name in names:
+        try:
+            if "driftline.promotion" not in (client.get_registered_model(name).tags or {}):
+                client.set_registered_model_tag(name, "driftline.promotion", "auto")
+        except MlflowException:
+            continue  # not registered by this run (e.g. nothing fitted): nothing to tag
 
 
 def summary_table(report) -> str:  # noqa: ANN001 - training.TrainReport
