@@ -95,7 +95,8 @@ class RetrainingRequester:
                 return
         on_trial = session.scalar(sa.select(sa.func.count()).select_from(ChallengerTest).where(
             ChallengerTest.model_name == name, ChallengerTest.champion_version == evaluation.model_version,
-            ChallengerTest.role == "challenger", ChallengerTest.outcome.in_(("continue", "challenger_better"))))
+            ChallengerTest.role == "challenger",
+            ChallengerTest.outcome.in_(("continue", "challenger_better"))))
         if on_trial:
             return  # a challenger is being judged (or has won and waits for its promotion) already
         since = alert.fired_evaluation_id or evaluation.id
