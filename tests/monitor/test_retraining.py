@@ -97,3 +97,36 @@ def test_one_open_retraining_per_model_is_a_database_guarantee(make_app, mlflow_
         raise AssertionError("a second open request was accepted")
     except sa.exc.IntegrityError:
         pass
+
+
+def test_a_webhook_hands_the_request_to_an_outside_orchestrator(make_app, auth, mlflow_client, unique_name):
+    import io
+
+    import pandas as pd
+
+    from tests.services.receiver import Receiver
+
+    orchestrator = Receiver().start()
+    try:
+        name = unique_name("hook")
+        register_model(mlflow_client, name, kind="custom")
+        app = make_app(MONITOR_RETRAIN="webhook", MONITOR_RETRAIN_WEBHOOK_URL=f"{orchestrator.url}/jobs")
+        client = app.test_client()
+        drifted = push(client, name, "concept_drift", 1, auth)
+        app.extensions["driftline"].loop.launcher.run_pending()
+        [body] = orchestrator.wait_for(1, "/jobs")
+        assert body["model"] == name and body["trigger"] == "concept_drift"
+        assert body["data_url"].endswith(f"/api/retraining/{body['id']}/data")
+        assert client.get(f"/api/retraining/{body['id']}/data").status_code == 401  # rows need the token
+        rows_back = client.get(f"/api/retraining/{body['id']}/data", headers=auth)
+        frame = pd.read_parquet(io.BytesIO(rows_back.data))
+        assert len(frame) == drifted["n_rows"] and {"x0", "x1", "y"} <= set(frame.columns)
+        bad = client.post(f"/api/retraining/{body['id']}", json={"status": "succeeded"}, headers=auth)
+        assert bad.status_code == 400  # a success names its version; nothing recorded
+        done = client.post(f"/api/retraining/{body['id']}", json={"status": "succeeded", "version": "9"},
+                           headers=auth)
+        assert done.status_code == 200 and done.get_json()["status"] == "succeeded"
+        again = client.post(f"/api/retraining/{body['id']}", json={"status": "failed"}, headers=auth)
+        assert again.status_code == 409
+    finally:
+        orchestrator.stop()
