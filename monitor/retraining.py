@@ -64,6 +64,10 @@ def batches_frame(session: Session, ids: list[int]) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(io.BytesIO(r.data)) for r in rows], ignore_index=True)
 
 
+class Interrupted(Exception):
+    """The job was stopped by a signal (the monitor shutting down), not by its own failure."""
+
+
 class RetrainingRequester:
     def __init__(self, settings: MonitorSettings, config: MonitorConfig) -> None:
         self.settings = settings
@@ -136,6 +140,12 @@ class RetrainingLauncher:
                     self._hand_on(request_id)
                     continue
                 version, error = self._run(request_id)
+            except Interrupted as exc:
+                # The monitor is stopping (its process group got the signal): the job is not the
+                # model's fault. Run it again once, from the next leader; a second stop fails it.
+                if self._requeue(request_id, str(exc)):
+                    break
+                version, error = None, f"{exc} twice"
             except Exception as exc:  # noqa: BLE001 - any failure is recorded, nothing moves
                 version, error = None, f"{type(exc).__name__}: {str(exc)[:500]}"
             self.finish(request_id, version, error)
@@ -174,6 +184,8 @@ class RetrainingLauncher:
                                       timeout=self.settings.retrain_timeout_seconds, check=False)
             except subprocess.TimeoutExpired:
                 return None, f"trainer retrain timed out after {self.settings.retrain_timeout_seconds:.0f} s"
+        if done.returncode < 0:
+            raise Interrupted(f"trainer retrain was stopped by signal {-done.returncode}")
         if done.returncode != 0:
             tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
             return None, f"trainer retrain exited {done.returncode}: {tail[:500]}"
@@ -182,6 +194,15 @@ class RetrainingLauncher:
             return str(result["version"]), None
         except (ValueError, KeyError, IndexError):
             return None, f"trainer retrain printed no result: {done.stdout[-300:]}"
+
+    def _requeue(self, request_id: int, why: str) -> bool:
+        with self.sessions() as session, session.begin():
+            request = session.get(RetrainingRequest, request_id)
+            if request is None or request.status != "running" or request.error:
+                return False
+            request.status, request.started_at, request.error = "requested", None, f"{why}; run again"
+            log.warning("%s: retraining #%s %s; it will run again", request.model_name, request_id, why)
+            return True
 
     def _hand_on(self, request_id: int) -> None:
         import requests
@@ -208,7 +229,7 @@ class RetrainingLauncher:
                 return
             request.finished_at, request.active_model = now, None
             if version is not None and error is None:
-                request.status, request.version = "succeeded", str(version)
+                request.status, request.version, request.error = "succeeded", str(version), None
                 loop_alerts.resolve(session, self.alert_engine, "retraining_failed", request.model_name,
                                     f"retraining #{request_id} gave v{version}", now)
                 return
