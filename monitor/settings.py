@@ -205,6 +205,8 @@ class MonitorConfig:
             source: s3
             s3_inbox: s3://inbox/lasso/
             drift: {numeric_tests: [ks], thresholds: {ks: 0.01}}
+            promotion: auto       # manual | notify | auto (docs/promotion.md)
+            retrain: false        # never request a retraining of this model
     """
 
     discover: bool = True
