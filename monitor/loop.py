@@ -21,10 +21,11 @@ from monitor.challengers import ChallengerScorer, Paired
 from monitor.models import Evaluation
 from monitor.promotion import DecisionExecutor
 from monitor.registry import LoadedModel
-from monitor.retraining import RetrainingLauncher, RetrainingRequester, keep_rows
+from monitor.retraining import RetrainingLauncher, RetrainingRequester
 
 log = logging.getLogger(__name__)
 LOOP_SECONDS = 5.0
+FRAMES = "driftline.loop.frames"  # session.info: the batch rows of this transaction's evaluation
 
 
 @dataclass
@@ -42,7 +43,11 @@ class ClosedLoop:
 
     def before_store(self, model: LoadedModel, frame: Any, predictions: np.ndarray, *,
                      recent_ok: bool = False) -> LoopWork | None:
-        paired = self.scorer.score(model, frame, predictions, recent_ok=recent_ok)
+        try:
+            paired = self.scorer.score(model, frame, predictions, recent_ok=recent_ok)
+        except Exception as exc:  # noqa: BLE001 - a challenger never changes the champion's verdict
+            log.warning("%s: challengers not scored on this batch: %s", model.name, exc)
+            paired = None
         keep = self.requester.enabled(model.name) and model.target in frame.columns
         if paired is None and not keep:
             return None
@@ -55,11 +60,14 @@ class ClosedLoop:
         if work.paired is not None:
             self.scorer.record(session, evaluation, work.paired)
         if work.frame is not None:
-            keep_rows(session, evaluation, work.frame, self.scorer.settings.retrain_batches)
+            # Kept only if this batch turns out drifted (the retraining listener decides, after the
+            # alert engine): a clean batch costs no copy of its rows.
+            session.info.setdefault(FRAMES, {})[evaluation.id] = work.frame
 
     def retraining_listener(self, session: Session, evaluation: Evaluation) -> None:
         """After the alert engine's listener: the alerts of this evaluation are decided by then."""
-        self.requester(session, evaluation)
+        frame = session.info.get(FRAMES, {}).pop(evaluation.id, None)
+        self.requester(session, evaluation, frame)
 
     def run_decisions(self) -> None:
         try:

@@ -1,8 +1,9 @@
 """Retraining on drift: when a model's `concept_drift` or `performance_degradation` alert fires (the
 alert rules' K-of-N, ALERT_FIRE_AFTER), the monitor asks for a retraining, and runs it or hands it on.
 
-- ``keep_rows`` (in every ok evaluation's transaction): the batch's labelled rows are kept, the last
-  MONITOR_RETRAIN_BATCHES per model (older ones deleted in the same commit).
+- ``keep_rows`` (in the evaluation's transaction, for batches evaluated while a trigger alert fires):
+  the batch's labelled rows are kept, the last MONITOR_RETRAIN_BATCHES per model (older ones deleted
+  in the same commit); clean batches cost nothing.
 - ``RetrainingRequester`` (an evaluation listener, after the alert engine's): inserts a request when such
   an alert is firing for the champion, no request of the model is open (the unique ``active_model``), the
   last one is older than MONITOR_RETRAIN_COOLDOWN_SECONDS, and no challenger is already on trial. The
@@ -76,7 +77,7 @@ class RetrainingRequester:
     def enabled(self, model: str) -> bool:
         return self.settings.retrain_mode != "off" and self.config.model(model).retrain
 
-    def __call__(self, session: Session, evaluation: Evaluation) -> None:
+    def __call__(self, session: Session, evaluation: Evaluation, frame: pd.DataFrame | None = None) -> None:
         if evaluation.status != "ok" or not self.enabled(evaluation.model_name):
             return
         from monitor.alerts.models import Alert
@@ -86,6 +87,8 @@ class RetrainingRequester:
             Alert.alertname.in_(TRIGGERS), Alert.state == "firing").order_by(Alert.id)).first()
         if alert is None:
             return
+        if frame is not None:
+            keep_rows(session, evaluation, frame, self.settings.retrain_batches)
         name = evaluation.model_name
         last = session.scalars(sa.select(RetrainingRequest).where(RetrainingRequest.model_name == name)
                                .order_by(RetrainingRequest.id.desc()).limit(1)).first()
