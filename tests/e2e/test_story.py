@@ -255,6 +255,9 @@ def test_9_concept_drift_closes_the_loop_retrain_challenger_promotion(story, bro
             break
         time.sleep(1)  # the leader acts on decisions every 5 s
     assert str(client.get_registered_model(MODEL).aliases["champion"]) == challenger
+    deadline = time.monotonic() + 30  # champion moves first, then previous: the move may be under way
+    while "previous" not in client.get_registered_model(MODEL).aliases and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert str(client.get_registered_model(MODEL).aliases["previous"]) == old
     promoted = client.get_model_version(MODEL, challenger).tags
     assert promoted["driftline.promoted_by"].startswith("driftline-monitor (auto promotion")
