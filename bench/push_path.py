@@ -43,6 +43,7 @@ def main() -> int:
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--revisions", default="before,after")
     parser.add_argument("--skip-big", action="store_true")
+    parser.add_argument("--results", default=str(RESULTS), help="where the JSON figures go")
     args = parser.parse_args()
 
     import mlflow
@@ -89,8 +90,9 @@ def main() -> int:
         for url in databases:
             postgres.drop_database(url)
     _print(results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"before": before_ref, "results": results}, indent=1) + "\n")
+    target = Path(args.results)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"before": before_ref, "results": results}, indent=1) + "\n")
     return 0
 
 
@@ -116,19 +118,37 @@ def _run_revision(label: str, code: Path, db_url: str, tracking_url: str, work: 
     try:
         proc.wait_until(lambda: http_ok(f"http://{url}/healthz"), timeout=120, what="serving /healthz")
         bodies = {rows: _csv(rows) for rows in (100, 10_000)}
-        _load(url, small, bodies[100], clients=2, pushes=6)  # every worker loads model and profile
+        workers = _children(proc.proc.pid)
+        # Every worker loads the model before the clock starts: a cold worker's first push waits for
+        # the download and imports (5-15 s on this loaded machine) with every thread pushing that
+        # model, /healthz included when they are all of them. Those were the earlier "stalls".
+        for _ in range(20):
+            _load(url, small, bodies[100], clients=8, pushes=16)
+            if _loaded_in(log_path, small) >= set(workers):
+                break
+        _drain_outbox(url)
+        started_cpu, total_pushes = _cpu_seconds(workers), 0
         for clients, rows, count in ((1, 100, pushes), (1, 10_000, pushes // 2),
                                      (8, 100, pushes * 4), (8, 10_000, pushes * 2)):
+            cpu = _cpu_seconds(workers)
             figures = _load(url, small, bodies[rows], clients=clients, pushes=count)
+            # CPU time of the gunicorn workers per push (pushes, plus the MLflow run outbox they feed):
+            # less sensitive to the machine's load than the wall-clock figures.
+            figures["worker_cpu_ms_per_push"] = round(1000 * (_cpu_seconds(workers) - cpu) / count, 1)
+            figures["load_average"] = round(os.getloadavg()[0], 1)
             figures.update(run=label, clients=clients, rows=rows)
+            total_pushes += count
             out.append(figures)
             print(json.dumps(figures), flush=True)
         drained = _drain_outbox(url)
         if drained is not None:
-            out.append({"run": label, "outbox_drain_seconds": drained})
+            # Everything the workers spent on these pushes, their MLflow runs logged afterwards included.
+            out.append({"run": label, "outbox_drain_seconds": drained,
+                        "worker_cpu_ms_per_push_with_run": round(
+                            1000 * (_cpu_seconds(workers) - started_cpu) / total_pushes, 1)})
             print(json.dumps(out[-1]), flush=True)
         if big is not None:
-            figures = _big_push(url, big, proc.proc.pid)
+            figures = _big_push(url, big, proc.proc.pid, log_path)
             figures.update(run=label)
             out.append(figures)
             print(json.dumps(figures), flush=True)
@@ -209,7 +229,7 @@ def _drain_outbox(url: str, timeout: float = 600.0) -> float | None:
     return None
 
 
-def _big_push(url: str, model: str, master_pid: int) -> dict:
+def _big_push(url: str, model: str, master_pid: int, log_path: Path) -> dict:
     import numpy as np
     import pandas as pd
 
@@ -225,18 +245,22 @@ def _big_push(url: str, model: str, master_pid: int) -> dict:
     # Warm the worker(s) on this model first (model load and reference profile are not the push path).
     warm = _parquet_rows(model, 200)
     workers = _children(master_pid)
-    for _ in range(2 * len(workers)):
+    for _ in range(20 * len(workers)):
         _post(url, model, warm, "application/vnd.apache.parquet")
+        if _loaded_in(log_path, model) >= set(workers):
+            break
     base = {}
     for pid in workers:
         Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
         base[pid] = _status_kb(pid)["VmRSS"]
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), _cpu_seconds(workers)
     status = _post(url, model, body, "application/vnd.apache.parquet")
     seconds = time.perf_counter() - t0
+    cpu = _cpu_seconds(workers) - cpu
     peak = max(_status_kb(pid)["VmHWM"] - base[pid] for pid in workers) * 1024
     return {"rows": BIG_ROWS, "columns": BIG_FEATURES + 1, "body_mb": round(len(body) / 2**20, 1),
-            "status": status, "seconds": round(seconds, 2), "peak_extra_mb": round(peak / 2**20),
+            "status": status, "seconds": round(seconds, 2), "worker_cpu_seconds": round(cpu, 2),
+            "load_average": round(os.getloadavg()[0], 1), "peak_extra_mb": round(peak / 2**20),
             "decoded_mb": round(decoded / 2**20), "peak_x_decoded": round(peak / decoded, 2)}
 
 
@@ -321,6 +345,24 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def _loaded_in(log_path: Path, model: str) -> set[int]:
+    """Worker pids that logged loading ``model`` (monitor.registry: "loaded <model> version ...")."""
+    import re
+
+    pattern = re.compile(rf"\[(\d+)\] monitor\.registry: loaded {re.escape(model)} version")
+    return {int(m.group(1)) for m in pattern.finditer(log_path.read_text(errors="replace"))}
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (all their threads), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
+
+
 def _status_kb(pid: int) -> dict[str, int]:
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -332,21 +374,24 @@ def _status_kb(pid: int) -> dict[str, int]:
 
 def _print(results: list[dict]) -> None:
     print(f"\n{'run':<18}{'clients':>8}{'rows':>8}{'pushes':>8}{'p50 ms':>9}{'p99 ms':>9}{'push/s':>8}"
-          f"{'healthz p50/max ms':>20}  statuses")
+          f"{'healthz p50/max ms':>20}{'CPU ms/push':>12}{'load':>6}  statuses")
     for r in results:
         if "clients" not in r:
             continue
         health = f"{r['healthz_p50_ms']}/{r['healthz_max_ms']}"
         print(f"{r['run']:<18}{r['clients']:>8}{r['rows']:>8}{r['pushes']:>8}{r['p50_ms']:>9}{r['p99_ms']:>9}"
-              f"{r['pushes_per_s']:>8}{health:>20}  {r['statuses']}")
+              f"{r['pushes_per_s']:>8}{health:>20}{r.get('worker_cpu_ms_per_push', '-'):>12}"
+              f"{r.get('load_average', '-'):>6}  {r['statuses']}")
     for r in results:
         if "outbox_drain_seconds" in r:
-            print(f"{r['run']:<18} MLflow run outbox empty {r['outbox_drain_seconds']} s after the loads")
+            print(f"{r['run']:<18} MLflow run outbox empty {r['outbox_drain_seconds']} s after the loads; "
+                  f"worker CPU per push with its run: {r.get('worker_cpu_ms_per_push_with_run', '-')} ms")
     for r in results:
         if "body_mb" in r:
             print(f"{r['run']:<18} 1,000,000 x 20 Parquet ({r['body_mb']} MB): status {r['status']}, "
-                  f"{r['seconds']} s, peak +{r['peak_extra_mb']} MB = {r['peak_x_decoded']}x the decoded "
-                  f"batch ({r['decoded_mb']} MB)")
+                  f"{r['seconds']} s (worker CPU {r.get('worker_cpu_seconds', '-')} s, load "
+                  f"{r.get('load_average', '-')}), peak +{r['peak_extra_mb']} MB = {r['peak_x_decoded']}x "
+                  f"the decoded batch ({r['decoded_mb']} MB)")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     try:
         settings = load_settings()
-        load_config_file(settings.config_file)
+        load_config_file(settings.config_file, settings.drift_defaults())
     except ConfigError as exc:
         print(f"monitor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -110,6 +110,10 @@ def _exec_gunicorn(settings) -> int:  # noqa: ANN001 - MonitorSettings
             "--timeout", "120", "--graceful-timeout", f"{settings.graceful_timeout_seconds:g}",
             # Its worker_exit hook drains the worker (monitor.gunicorn_conf) before the process exits.
             "--config", "python:monitor.gunicorn_conf", "--access-logfile", "-"]
+    # One BLAS thread per request thread: requests are the parallelism, and OpenBLAS's own threads
+    # spin-wait between calls, burning the cores the other pushes need (an operator may override).
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
     sys.stdout.flush()
     os.execv(sys.executable, argv)
     return 0  # not reached

@@ -7,6 +7,7 @@ so whatever they write (the alerts outbox) commits atomically with the evaluatio
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
@@ -23,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from monitor.db import utcnow
+from monitor.db import utcnow, write_lock
 from monitor.models import Evaluation, FeatureResult, ProcessedObject, ReferenceWindowRows
 from monitor.monitoring_runs import RunLogger
 from monitor.monitoring_runs import enqueue as enqueue_run
@@ -77,16 +78,22 @@ class EvaluationService:
     loop: Any = None
     _aliases: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict, repr=False)
     _alias_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _renewing: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
     # --- entry point -------------------------------------------------------------------------------
     def evaluate(self, model_name: str, batch: Batch, *, alias: str | None = None,
                  version: str | None = None) -> Outcome:
         """Evaluate ``batch`` against the model version ``alias`` points at now (or ``version``)."""
+        with self.runs.busy() if self.runs is not None else contextlib.nullcontext():
+            return self._evaluate(model_name, batch, alias=alias, version=version)
+
+    def _evaluate(self, model_name: str, batch: Batch, *, alias: str | None,
+                  version: str | None) -> Outcome:
         alias = None if version else (alias or self.settings.champion_alias)
         started = utcnow()
         clock = time.perf_counter()
         try:
-            existing = self._existing(model_name, batch.batch_id, batch.digest)
+            existing, seen = self._lookup(model_name, batch.batch_id, batch.digest)
         except (OperationalError, SAInterfaceError) as exc:
             raise DatabaseUnavailable(f"monitor database unavailable: {_first_line(exc)}") from exc
         if existing is not None:
@@ -112,8 +119,9 @@ class EvaluationService:
             choice = None
             if checked.ok:
                 try:
-                    choice = self.profiles.resolve(model, self.config.drift_settings(model.name),
-                                                   self.settings.reference_window_rows)
+                    choice = self.profiles.resolve(
+                        model, self.config.drift_settings(model.name), self.settings.reference_window_rows,
+                        self.settings.push_alias_max_age_seconds if batch.source == "push" else 0.0)
                 except ReferenceNotFound as exc:
                     row.status, row.error = "no_reference", str(exc)
                     row.report = {"no_reference": True, "error": str(exc)}
@@ -158,7 +166,8 @@ class EvaluationService:
         row.finished_at = utcnow()
         row.duration_seconds = time.perf_counter() - clock
         try:
-            outcome = self._store(row, features, batch, run_payload, window_frame, loop_work)
+            outcome = self._store(row, features, batch, run_payload, window_frame, fresh=not seen,
+                                  loop_work=loop_work)
         except (OperationalError, SAInterfaceError) as exc:
             raise DatabaseUnavailable(f"monitor database unavailable: {_first_line(exc)}") from exc
         if run_payload is not None and not outcome.duplicate and self.runs is not None:
@@ -175,12 +184,36 @@ class EvaluationService:
         if max_age > 0:
             with self._alias_lock:
                 seen = self._aliases.get(key)
-            if seen is not None and time.monotonic() - seen[1] <= max_age:
+            age = time.monotonic() - seen[1] if seen is not None else math.inf
+            if age <= max_age:
+                if age > max_age / 2:  # renewed in the background: steady pushes never wait on it
+                    self._renew_alias(model_name, alias, key)
                 return seen[0]
+        return self._ask_alias(model_name, alias, key)
+
+    def _ask_alias(self, model_name: str, alias: str | None, key: tuple[str, str]) -> str:
+        asked = time.monotonic()  # the answer is as old as the question
         version = self.registry.resolve(model_name, alias)
         with self._alias_lock:
-            self._aliases[key] = (version, time.monotonic())
+            self._aliases[key] = (version, asked)
         return version
+
+    def _renew_alias(self, model_name: str, alias: str | None, key: tuple[str, str]) -> None:
+        with self._alias_lock:
+            if key in self._renewing:
+                return
+            self._renewing.add(key)
+
+        def renew() -> None:
+            try:
+                self._ask_alias(model_name, alias, key)
+            except Exception:  # noqa: BLE001 - the next push past the max age asks (and answers 503)
+                log.info("background renewal of %s's alias failed", model_name, exc_info=True)
+            finally:
+                with self._alias_lock:
+                    self._renewing.discard(key)
+
+        threading.Thread(target=renew, name="alias-renewal", daemon=True).start()
 
     def _score(self, model: LoadedModel, frame: Any, choice: ReferenceChoice) -> tuple[Any, np.ndarray]:
         from monitor.drift import DriftConfig, DriftDetector
@@ -192,12 +225,12 @@ class EvaluationService:
             or list(profile.features)
         inputs = frame[[c.name for c in model.inputs]] if model.inputs else frame[features]
         if profile.classification is not None:
-            predictions = np.asarray(model.predict(inputs)).reshape(-1)
+            predictions = _in_chunks(model.predict, inputs)
             report = detector.score(frame[list(profile.features)], predictions=predictions,
                                     labels=frame[model.target].to_numpy(),
-                                    probabilities=model.predict_proba(inputs))
+                                    probabilities=_in_chunks(model.predict_proba, inputs, flat=False))
             return report, predictions
-        predictions = np.asarray(model.predict(inputs), dtype=float).reshape(-1)
+        predictions = np.asarray(_in_chunks(model.predict, inputs), dtype=float)
         report = detector.score(frame[list(profile.features)], predictions=predictions,
                                 labels=frame[model.target].to_numpy(dtype=float))
         return report, predictions
@@ -245,30 +278,45 @@ class EvaluationService:
                 "n_rows": row.n_rows, "started_at": row.started_at.isoformat(), "task": row.task,
                 "reference": {"kind": row.reference_kind, "source": row.reference_source},
                 "prediction_mean": float(np.mean(predictions)) if predictions.size and numeric else None,
-                "report": report.to_dict()}
+                "report": row.report}  # the dict _fill_ok made (to_dict is a tenth of a push)
 
     def _existing(self, model_name: str, batch_id: str, digest: str | None) -> Outcome | None:
         """A finished (ok/rejected) evaluation of this batch; failed ones are retried.
 
         Raises ``BatchConflict`` when both sides have a digest and they differ."""
+        return self._lookup(model_name, batch_id, digest)[0]
+
+    def _lookup(self, model_name: str, batch_id: str, digest: str | None) -> tuple[Outcome | None, bool]:
+        """``_existing`` and whether any row (a failed one included) holds this batch id.
+
+        Asked first in one autocommit round trip (no BEGIN/ROLLBACK): almost every push is new."""
+        where = (Evaluation.model_name == model_name, Evaluation.batch_id == batch_id)
+        with self.sessions.kw["bind"].connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            found = conn.execute(sa.select(Evaluation.status).where(*where)).first()
+        if found is None:
+            return None, False
         with self.sessions() as session:
             row = session.scalar(_by_batch(model_name, batch_id))
-            if row is None or row.status == "failed":
-                return None
-            return _duplicate_of(row, digest)
+            if row is None:
+                return None, False
+            if row.status == "failed":
+                return None, True
+            return _duplicate_of(row, digest), True
 
     def _store(self, row: Evaluation, features: list[FeatureResult], batch: Batch,
                run_payload: dict[str, Any] | None = None, window_frame: Any = None,
-               loop_work: Any = None) -> Outcome:
+               fresh: bool = False, loop_work: Any = None) -> Outcome:
         """Insert (or replace a failed attempt), run listeners, commit — all in one transaction.
 
         A unique key may be taken by a concurrent transaction: this batch (another worker stored it:
         return that) or a row a listener writes (two first evaluations of one model both create its
-        alert row): then the transaction runs again, on fresh copies, and sees the other's row."""
+        alert row): then the transaction runs again, on fresh copies, and sees the other's row.
+        ``fresh``: no row held this batch id when the evaluation started, so the first attempt inserts
+        without looking (the unique key still catches a concurrent insert)."""
         for attempt in range(STORE_ATTEMPTS):
             try:
                 return self._store_once(_copy_evaluation(row), [_copy_feature(f) for f in features], batch,
-                                        run_payload, window_frame, loop_work)
+                                        run_payload, window_frame, fresh and attempt == 0, loop_work)
             except IntegrityError:
                 existing = self._existing(row.model_name, row.batch_id, row.batch_digest)
                 if existing is not None:
@@ -280,9 +328,11 @@ class EvaluationService:
         raise AssertionError("not reached")
 
     def _store_once(self, row: Evaluation, features: list[FeatureResult], batch: Batch,
-                    run_payload: dict[str, Any] | None, window_frame: Any, loop_work: Any = None) -> Outcome:
-        with self.sessions() as session, session.begin():
-            previous = session.scalar(_by_batch(row.model_name, row.batch_id).with_for_update())
+                    run_payload: dict[str, Any] | None, window_frame: Any, fresh: bool,
+                    loop_work: Any = None) -> Outcome:
+        with write_lock(self.sessions), self.sessions() as session, session.begin():
+            previous = None if fresh else \
+                session.scalar(_by_batch(row.model_name, row.batch_id).with_for_update())
             if previous is not None and previous.status != "failed":
                 return _duplicate_of(previous, row.batch_digest)
             if previous is not None:
@@ -319,6 +369,24 @@ class EvaluationService:
         with self.sessions() as session:
             row = session.get(Evaluation, evaluation_id, options=[selectinload(Evaluation.features)])
             return row.full() if row is not None else None
+
+
+PREDICT_CHUNK_ROWS = 131_072
+
+
+def _in_chunks(predict: Callable[[Any], Any], inputs: Any, flat: bool = True) -> Any:
+    """``predict(inputs)`` over slices of rows of a large batch: the model's copies of its input (the
+    pyfunc's schema enforcement, sklearn's 2-D array) stay a slice's size instead of the batch's.
+    Models predict row by row, so the result is the same; small batches go in one call."""
+    def one(part: Any) -> Any:
+        out = predict(part)
+        return None if out is None else (np.asarray(out).reshape(-1) if flat else np.asarray(out))
+
+    if len(inputs) <= PREDICT_CHUNK_ROWS:
+        return one(inputs)
+    parts = [one(inputs.iloc[start:start + PREDICT_CHUNK_ROWS])
+             for start in range(0, len(inputs), PREDICT_CHUNK_ROWS)]
+    return None if parts[0] is None else np.concatenate(parts)
 
 
 def _copy_evaluation(row: Evaluation) -> Evaluation:

@@ -15,10 +15,13 @@ through ``Registry.log_evaluation``. Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=300)  # longer than MLflow's bounded retries for one run (4 calls)
 BACKOFF_MAX_SECONDS = 300.0
 SWEEP_SECONDS = 10.0  # the leader's periodic pass: retries and rows of processes that died
+YIELD_SECONDS = 0.5  # the longest the background logger waits for running evaluations, per run
 
 
 def enqueue(session: Session, evaluation: Evaluation, payload: dict[str, Any]) -> None:
@@ -68,16 +72,39 @@ class RunLogger:
         self.owner = uuid.uuid4().hex
         self.logged = 0
         self._lock = threading.Lock()
+        self._evaluating = 0  # evaluations running in this process (``busy``)
         self._thread: threading.Thread | None = None
         self._again = False
         self._stopping = False
         self._pid = os.getpid()
 
     # --- one pass ---------------------------------------------------------------------------------
-    def log_due(self) -> int:
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        """Around an evaluation: the background logger gives way while any runs (``YIELD_SECONDS``)."""
+        with self._lock:
+            self._evaluating += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._evaluating -= 1
+
+    def _give_way(self) -> None:
+        """Wait while evaluations run in this process, at most ``YIELD_SECONDS`` per run: logging a
+        run costs the worker (and the tracking server on the same host) more CPU than a small push,
+        so under a full load the pushes go first and the outbox still drains at least one run per
+        ``YIELD_SECONDS`` per worker, the rest as soon as the load pauses (backlog in /metrics)."""
+        deadline = time.monotonic() + YIELD_SECONDS
+        while self._evaluating and not self._stopping and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def log_due(self, give_way: bool = False) -> int:
         """Log every due row this process can claim; returns how many runs were finished."""
         done = 0
         while not self._stopping:
+            if give_way:
+                self._give_way()
             locked = self._dialect() == "postgresql"
             progressed = self._one_locked() if locked else self._one_leased()
             if progressed is None:
@@ -169,7 +196,7 @@ class RunLogger:
     def _run(self) -> None:
         while True:
             try:
-                self.log_due()
+                self.log_due(give_way=True)
             except Exception:  # noqa: BLE001 - a database blip: the sweep retries
                 log.exception("monitoring run logger failed; the periodic sweep will retry")
             with self._lock:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,7 @@ class ProfileStore:
         self._lock = threading.Lock()
         self._build_locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._no_mlflow: set[tuple[str, str]] = set()  # versions without an MLflow reference
+        self._choices: dict[tuple[str, ...], tuple[ReferenceChoice, float]] = {}  # upload / full window
         self._max = max_profiles
 
     def get(self, model: LoadedModel, drift: dict[str, Any]) -> Any:
@@ -74,8 +76,12 @@ class ProfileStore:
         choice = self.resolve(model, drift, window_size=0)
         return choice.profile
 
-    def resolve(self, model: LoadedModel, drift: dict[str, Any], window_size: int) -> ReferenceChoice:
-        """The reference for this version, by the four ways in order (module docstring)."""
+    def resolve(self, model: LoadedModel, drift: dict[str, Any], window_size: int,
+                max_age: float = 0.0) -> ReferenceChoice:
+        """The reference for this version, by the four ways in order (module docstring).
+
+        ``max_age`` > 0 (pushes: ``MONITOR_PUSH_ALIAS_MAX_AGE_SECONDS``): an upload or a full window
+        found this long ago is used without asking the database again."""
         base = drift_config_hash({**drift, "_task": model.task, "_target": model.target})
         version_key = (model.name, model.version)
         if version_key not in self._no_mlflow:
@@ -85,6 +91,20 @@ class ProfileStore:
                 meta = profile.metadata.get("reference") or {}
                 return ReferenceChoice(profile, meta.get("kind", "artifact"), meta.get("source", ""))
             self._no_mlflow.add(version_key)
+        choice_key = (model.name, model.version, base, str(window_size))
+        with self._lock:
+            seen = self._choices.get(choice_key)
+        if seen is not None and max_age > 0 and time.monotonic() - seen[1] <= max_age:
+            return seen[0]
+        asked = time.monotonic()
+        choice = self._from_database(model, drift, window_size, base)
+        if not choice.collecting:
+            with self._lock:
+                self._choices[choice_key] = (choice, asked)
+        return choice
+
+    def _from_database(self, model: LoadedModel, drift: dict[str, Any], window_size: int,
+                       base: str) -> ReferenceChoice:
         with self.sessions() as session:
             upload = session.execute(sa.select(ReferenceUpload.id, ReferenceUpload.created_at).where(
                 ReferenceUpload.model_name == model.name,
@@ -147,6 +167,8 @@ class ProfileStore:
         with self._lock:
             for key in [k for k in self._cache if k[:2] == (name, version)]:
                 self._cache.pop(key, None)
+            for choice_key in [k for k in self._choices if k[:2] == (name, version)]:
+                self._choices.pop(choice_key, None)
 
     def _cached(self, key: tuple[str, str, str], build: Any) -> Any:
         with self._lock:
@@ -173,6 +195,7 @@ class ProfileStore:
         with self._lock:
             self._cache.clear()
             self._no_mlflow.clear()
+            self._choices.clear()
 
     def _from_mlflow(self, model: LoadedModel, drift: dict[str, Any]) -> Any:
         data = self.registry.mlflow_reference(model)

@@ -62,12 +62,24 @@ class MonitorSettings(BaseSettings):
     max_batch_rows: int = Field(2_000_000, ge=1, validation_alias="MONITOR_MAX_BATCH_ROWS")
     max_batch_columns: int = Field(1_000, ge=1, validation_alias="MONITOR_MAX_BATCH_COLUMNS")
     max_batch_cells: int = Field(25_000_000, ge=1, validation_alias="MONITOR_MAX_BATCH_CELLS")
+    # Parquet: decoded size bound from the footer (string columns can decode far beyond the file).
+    max_batch_decoded_bytes: int = Field(512 * 1024 * 1024, ge=1024,
+                                         validation_alias="MONITOR_MAX_BATCH_DECODED_BYTES")
     # Added by the monitor (not in the original table): retry cap, simulated batch size, default inbox.
     retry_max_seconds: float = Field(300.0, gt=0, validation_alias="MONITOR_RETRY_MAX_SECONDS")
     simulated_rows: int = Field(100, ge=1, le=10_000_000, validation_alias="MONITOR_SIMULATED_ROWS")
     # Team models: the first N labelled rows of a version without any reference become its reference.
     reference_window_rows: int = Field(200, ge=0, le=10_000_000,
                                        validation_alias="MONITOR_REFERENCE_WINDOW_ROWS")
+    # The drift engine's joint test of small batches (docs/drift.md). Unset: DriftConfig's defaults
+    # (energy_mean, 1,000 pooled rows, 999 relabellings, seed 0); the YAML file's drift settings,
+    # global or per model, override these. The cost grows with the square of the pooled rows.
+    joint_test: Literal["energy_mean", "energy", "none"] | None = Field(
+        None, validation_alias="MONITOR_JOINT_TEST")
+    joint_max_rows: int | None = Field(None, ge=0, le=5_000, validation_alias="MONITOR_JOINT_MAX_ROWS")
+    permutations: int | None = Field(None, ge=1, le=99_999, validation_alias="MONITOR_PERMUTATIONS")
+    permutation_seed: int | None = Field(None, ge=0, le=2**32 - 1,
+                                         validation_alias="MONITOR_PERMUTATION_SEED")
     s3_inbox: str | None = Field(None, validation_alias="MONITOR_S3_INBOX")
     s3_endpoint_url: str | None = Field(None, validation_alias="MLFLOW_S3_ENDPOINT_URL")
     aws_access_key_id: str | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
@@ -143,6 +155,11 @@ class MonitorSettings(BaseSettings):
         if self.retrain is not None:
             return self.retrain
         return "webhook" if self.retrain_webhook_url is not None else "subprocess"
+
+    def drift_defaults(self) -> dict[str, Any]:
+        """DriftConfig fields set through the environment (the YAML file's drift settings win)."""
+        names = ("joint_test", "joint_max_rows", "permutations", "permutation_seed")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def token(self) -> str | None:
         return self.api_token.get_secret_value() if self.api_token is not None else None
@@ -231,9 +248,14 @@ def drift_config_hash(drift: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(drift, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def load_config_file(path: Path | None) -> MonitorConfig:
+def load_config_file(path: Path | None, drift_defaults: dict[str, Any] | None = None) -> MonitorConfig:
+    """The YAML file (or the defaults when there is none); ``drift_defaults`` (from the environment,
+    ``MonitorSettings.drift_defaults``) sit under the file's drift settings."""
+    defaults = dict(drift_defaults or {})
     if path is None:
-        return MonitorConfig()
+        config = MonitorConfig(drift=defaults)
+        _check_drift(config)
+        return config
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -270,7 +292,7 @@ def load_config_file(path: Path | None) -> MonitorConfig:
     config = MonitorConfig(
         discover=bool(data.get("discover", True)),
         interval_seconds=schedule.get("interval_seconds"), cron=schedule.get("cron"),
-        drift=dict(data.get("drift") or {}),
+        drift={**defaults, **dict(data.get("drift") or {})},
         scenarios=tuple(data.get("scenarios") or DEFAULT_CYCLE), models=tuple(models),
     )
     _check_drift(config)

@@ -66,9 +66,12 @@ def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
                 bad_types[name] = f"expected {kind}, got {column.dtype}"
                 continue
             try:
-                values = pd.to_numeric(column, errors="coerce")
-                unparsable = int(values.isna().sum() - column.isna().sum())
-                array = values.to_numpy(dtype=float)
+                if column.dtype == np.float64:  # as decoded: a view, not a copy (to_numeric copies)
+                    array, unparsable = column.to_numpy(), 0
+                else:
+                    values = pd.to_numeric(column, errors="coerce")
+                    unparsable = int(values.isna().sum() - column.isna().sum())
+                    array = values.to_numpy(dtype=float)
             except (TypeError, ValueError, OverflowError):
                 # Nested lists/objects or numbers beyond float range: the sender's to fix, not a crash.
                 bad_types[name] = f"expected {kind}, some values are not plain numbers"

@@ -12,7 +12,7 @@ that time alone makes due (repeat interval passed, a silence ended).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -73,28 +73,45 @@ class AlertEngine:
     def on_evaluation(self, session: Session, evaluation: EvaluationLike,
                       now: datetime | None = None) -> None:
         now = now or utcnow()
-        self._supersede_other_versions(session, evaluation, now)
-        silences = active_silences(session, now)
-        for signal in evaluate_rules(evaluation, self.config.rules):
-            self._apply(session, evaluation, signal, silences, now)
+        signals = evaluate_rules(evaluation, self.config.rules)
+        version = str(evaluation.model_version)
+        wanted = {fingerprint(alert_labels(s.alertname, evaluation.model_name, version)): s for s in signals}
+        # One round trip (in the evaluation's transaction, on the push path) for every alert row this
+        # evaluation may change: its own rules' rows, and the other versions' open alerts it ends.
+        condition = Alert.fingerprint.in_(list(wanted))
+        supersede = evaluation.status in ("ok", "rejected") and version not in ("", "unknown")
+        if supersede:
+            condition = sa.or_(condition, sa.and_(Alert.model_name == evaluation.model_name,
+                                                  Alert.model_version != version,
+                                                  Alert.state.in_(("firing", "pending"))))
+        if not wanted and not supersede:
+            return
+        stmt = sa.select(Alert).where(condition).order_by(Alert.id)
+        if _is_postgres(session):
+            stmt = stmt.with_for_update()  # in id order: concurrent evaluations lock alike, no deadlock
+        rows = session.scalars(stmt).all()
+        mine = {a.fingerprint: a for a in rows if a.fingerprint in wanted}
+        self._supersede_other_versions(session, evaluation, now,
+                                       [a for a in rows if a.fingerprint not in wanted])
+        silences: list[Sequence[Silence]] = []
+
+        def active() -> Sequence[Silence]:  # read only when a firing notice may be due
+            if not silences:
+                silences.append(active_silences(session, now))
+            return silences[0]
+
+        for fp, signal in wanted.items():
+            self._apply(session, evaluation, signal, fp, mine.get(fp), active, now)
 
     def __call__(self, session: Session, evaluation: EvaluationLike) -> None:
         self.on_evaluation(session, evaluation)
 
-    def _lock_alert(self, session: Session, fp: str) -> Alert | None:
-        stmt = sa.select(Alert).where(Alert.fingerprint == fp)
-        if _is_postgres(session):
-            stmt = stmt.with_for_update()
-        return session.scalars(stmt).first()
-
-    def _apply(self, session: Session, ev: EvaluationLike, signal: Signal, silences: Sequence[Silence],
-               now: datetime) -> None:
-        labels = alert_labels(signal.alertname, ev.model_name, str(ev.model_version))
-        fp = fingerprint(labels)
-        alert = self._lock_alert(session, fp)
+    def _apply(self, session: Session, ev: EvaluationLike, signal: Signal, fp: str, alert: Alert | None,
+               silences: Callable[[], Sequence[Silence]], now: datetime) -> None:
         if alert is None:
             if not signal.bad:
                 return  # nothing to remember about a clean rule that never went bad
+            labels = alert_labels(signal.alertname, ev.model_name, str(ev.model_version))
             alert = Alert(fingerprint=fp, alertname=signal.alertname, model_name=ev.model_name,
                           model_version=str(ev.model_version), severity=signal.severity, labels=labels,
                           annotations={}, state="inactive", bad_streak=0, clean_streak=0, notified=False,
@@ -120,24 +137,21 @@ class AlertEngine:
             close_episode(session, alert, now, ev.id, alert.annotations["resolved_by"])
             log.info("alert resolved", extra={"alert": signal.alertname, "model": ev.model_name,
                                               "fingerprint": fp})
-        session.flush()
+        if alert.id is None:
+            session.flush()  # a new alert needs its id for the outbox rows; updates flush at commit
         if resolved_notice_due(alert, transition):
             self.enqueue(session, alert, "resolved", now, ev.id)
-        elif firing_notice_due(alert, now, self.config.lifecycle, self._silenced(alert, silences, now)):
+        elif firing_notice_due(alert, now, self.config.lifecycle, silenced=False) \
+                and not self._silenced(alert, silences(), now):
             self.enqueue(session, alert, "firing", now, ev.id)
 
-    def _supersede_other_versions(self, session: Session, ev: EvaluationLike, now: datetime) -> None:
+    def _supersede_other_versions(self, session: Session, ev: EvaluationLike, now: datetime,
+                                  alerts: Sequence[Alert]) -> None:
         """A new champion version is a new alert identity; the old version's open alerts end here.
 
-        Only evaluations that resolved a real version count (a failed one may say "unknown")."""
-        if ev.status not in ("ok", "rejected") or str(ev.model_version) in ("", "unknown"):
-            return
-        stmt = sa.select(Alert).where(Alert.model_name == ev.model_name,
-                                      Alert.model_version != str(ev.model_version),
-                                      Alert.state.in_(("firing", "pending")))
-        if _is_postgres(session):
-            stmt = stmt.with_for_update()
-        for alert in session.scalars(stmt).all():
+        Only evaluations that resolved a real version count (a failed one may say "unknown");
+        ``alerts`` are the model's other versions' firing or pending alerts, locked by the caller."""
+        for alert in alerts:
             _normalise_times(alert)
             was_firing = alert.state == "firing"
             alert.bad_streak = alert.clean_streak = 0

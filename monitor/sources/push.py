@@ -59,11 +59,18 @@ class BatchLimits:
     max_rows: int
     max_columns: int
     max_cells: int
+    max_decoded_bytes: int = 512 * 1024 * 1024
 
     @classmethod
     def from_settings(cls, settings: Any) -> BatchLimits:
         return cls(max_bytes=settings.max_batch_bytes, max_rows=settings.max_batch_rows,
-                   max_columns=settings.max_batch_columns, max_cells=settings.max_batch_cells)
+                   max_columns=settings.max_batch_columns, max_cells=settings.max_batch_cells,
+                   max_decoded_bytes=settings.max_batch_decoded_bytes)
+
+    def check_decoded(self, size: int, seen: str) -> None:
+        if size > self.max_decoded_bytes:
+            raise BatchTooLarge("bytes decoded", self.max_decoded_bytes, "MONITOR_MAX_BATCH_DECODED_BYTES",
+                                seen)
 
     def check_shape(self, rows: int, columns: int) -> None:
         if columns > self.max_columns:
@@ -168,6 +175,14 @@ def _refuse_duplicate_columns(columns: list[str]) -> None:
 
 # --- Parquet: the footer says how big the batch is before any page is decoded ------------------------
 
+# Encodings of string (BYTE_ARRAY) pages whose decoded size the encoded size bounds: PLAIN and
+# DELTA_LENGTH_BYTE_ARRAY store every byte of every value. Dictionary pages repeat one stored value
+# any number of times and DELTA_BYTE_ARRAY shares prefixes: a few bytes can decode to gigabytes.
+_BOUNDED = {"PLAIN", "RLE", "BIT_PACKED", "DELTA_LENGTH_BYTE_ARRAY"}
+_DICTIONARY = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+_WIDTH = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
+
+
 def _from_parquet(body: bytes, limits: BatchLimits) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -176,9 +191,64 @@ def _from_parquet(body: bytes, limits: BatchLimits) -> pd.DataFrame:
     meta = parquet.metadata
     limits.check_shape(meta.num_rows, meta.num_columns)
     _refuse_duplicate_columns(list(parquet.schema_arrow.names))
+    bound, dictionary = _decoded_bound(meta)
+    limits.check_decoded(bound, "bound from the Parquet metadata")
+    if dictionary:
+        # Dictionary-encoded strings are decoded as indices + dictionary (both bounded by the file's
+        # sizes), their expanded size measured exactly, and only then expanded.
+        parquet = pq.ParquetFile(pa.BufferReader(body), read_dictionary=sorted(dictionary))
+        table = parquet.read()
+        expanded = bound + sum(_expanded_bytes(table.column(name)) for name in dictionary)
+        limits.check_decoded(expanded, "measured on the Parquet dictionary")
+        for name in dictionary:
+            column = table.column(name)
+            table = table.set_column(table.schema.get_field_index(name), name,
+                                     column.cast(column.type.value_type))
+    else:
+        table = parquet.read()
     # One column block per column and the Arrow buffers freed as they are converted: peak memory
     # stays near one copy of the decoded batch instead of two.
-    return parquet.read().to_pandas(split_blocks=True, self_destruct=True)
+    return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def _decoded_bound(meta: Any) -> tuple[int, set[str]]:
+    """A bound of the decoded batch in bytes from the footer alone (fixed-width columns: values x
+    width; strings: their stored bytes + offsets), and the top-level columns with dictionary-encoded
+    strings, whose expanded size is measured on the dictionary instead."""
+    total, dictionary = 0, set()
+    for group in range(meta.num_row_groups):
+        row_group = meta.row_group(group)
+        for index in range(row_group.num_columns):
+            chunk = row_group.column(index)
+            kind = chunk.physical_type
+            if kind in _WIDTH:
+                total += chunk.num_values * _WIDTH[kind]
+            elif kind == "FIXED_LEN_BYTE_ARRAY":
+                total += chunk.num_values * (meta.schema.column(index).length or 0)
+            else:
+                # Every stored page is decompressed: its size counts whatever the encoding.
+                encodings = set(chunk.encodings)
+                total += chunk.total_uncompressed_size + 8 * chunk.num_values
+                if encodings & _DICTIONARY and encodings <= _BOUNDED | _DICTIONARY:
+                    dictionary.add(chunk.path_in_schema.split(".")[0])
+                elif not encodings <= _BOUNDED:  # a value is at most as long as the stored page
+                    total += chunk.num_values * chunk.total_uncompressed_size
+    return total, dictionary
+
+
+def _expanded_bytes(column: Any) -> int:
+    """Bytes of a dictionary-encoded string column once expanded: per row, its value's length."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_dictionary(column.type):
+        return 0
+    total = 0
+    for chunk in column.chunks:
+        lengths = pc.binary_length(chunk.dictionary)
+        taken = pc.sum(pc.take(lengths, chunk.indices)).as_py()
+        total += int(taken or 0) + 8 * len(chunk)
+    return total
 
 
 # --- CSV: columns from the header, rows by stopping the parser one past the limit ---------------------

@@ -112,6 +112,37 @@ def test_parquet_bomb_is_refused_from_its_metadata(make_app, champion, auth):
     assert _evaluations(app) == []
 
 
+def test_string_heavy_parquet_is_bounded_by_its_decoded_size(make_app, champion, auth):
+    """Strings decode beyond the file: dictionary repeats, a compressed run of one long value, and
+    prefix-sharing DELTA_BYTE_ARRAY pages are all 413 naming the decoded-size limit, nothing stored."""
+    app = make_app(MONITOR_MAX_BATCH_DECODED_BYTES=str(64 * 1024 * 1024))
+    client = app.test_client()
+    long = "v" * 100_000
+    numbers = {"x0": np.zeros(2_000), "y": np.zeros(2_000)}
+    repeated = pa.DictionaryArray.from_arrays(pa.array(np.zeros(2_000, dtype=np.int32)), pa.array([long]))
+    bombs = {
+        "dictionary": _parquet(pa.table({**numbers, "x1": repeated}), compression="zstd"),
+        "plain run": _parquet(pa.table({**numbers, "x1": [long] * 2_000}), compression="zstd",
+                              use_dictionary=False),
+        "delta": _parquet(pa.table({**numbers, "x1": [long] * 2_000}), compression="zstd",
+                          use_dictionary=False, column_encoding={"x1": "DELTA_BYTE_ARRAY"}),
+    }
+    for kind, bomb in bombs.items():
+        assert len(bomb) < 300_000, kind
+        resp = client.post(f"/api/models/{champion}/batches", data=bomb,
+                           content_type="application/vnd.apache.parquet", headers=auth)
+        assert resp.status_code == 413, (kind, resp.get_json())
+        assert "MONITOR_MAX_BATCH_DECODED_BYTES" in resp.get_json()["error"], kind
+    assert _evaluations(app) == []
+    # Ordinary string columns (dictionary-encoded by default) decode to the same frame as before.
+    frame = pd.DataFrame(ROWS).assign(colour=["red", "green"] * 20)
+    from monitor.sources.push import BatchLimits, parse_batch
+
+    limits = BatchLimits(10**8, 10**6, 100, 10**7, 10**6)
+    parsed = parse_batch(_parquet(frame), "application/vnd.apache.parquet", limits)
+    pd.testing.assert_frame_equal(parsed, pq.read_table(io.BytesIO(_parquet(frame))).to_pandas())
+
+
 def test_huge_evaluation_ids_are_not_found(make_app):
     client = make_app().test_client()
     for path in ("/api/evaluations/99999999999999999999", "/evaluations/99999999999999999999",

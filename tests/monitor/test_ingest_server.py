@@ -73,6 +73,29 @@ def test_parquet_bomb_is_refused_with_the_workers_memory_flat(served, monitor_db
     assert rows(monitor_db, "SELECT count(*) FROM evaluations")[0][0] == 1
 
 
+def test_string_bomb_is_refused_before_its_strings_are_expanded(served, monitor_db, champion):
+    """A few hundred KB of Parquet whose one dictionary string (1 MB) repeats 2,000 times: 2 GB once
+    decoded. Refused from the footer and the dictionary, the worker's memory flat."""
+    proc, url = served
+    path = f"/api/models/{champion}/batches"
+    warm = b"x0,x1,y\n" + b"".join(f"{i},{i % 7},{i}.5\n".encode() for i in range(50))
+    assert _post(url, path, warm, "text/csv")[0] == 201
+    (worker,) = _workers(proc.proc.pid)
+    before = _memory_kb(worker)
+    words = pa.DictionaryArray.from_arrays(pa.array(np.zeros(2_000, dtype=np.int32)),
+                                           pa.array(["w" * 1_000_000]))
+    table = pa.table({"x0": np.zeros(2_000), "x1": words, "y": np.zeros(2_000)})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    bomb = buffer.getvalue()
+    assert len(bomb) < 400_000
+    status, body = _post(url, path, bomb, "application/vnd.apache.parquet")
+    after = _memory_kb(worker)
+    assert status == 413 and "MONITOR_MAX_BATCH_DECODED_BYTES" in body["error"], body
+    assert after["VmHWM"] - max(before["VmHWM"], before["VmRSS"]) < 30_000, (before, after)
+    assert rows(monitor_db, "SELECT count(*) FROM evaluations")[0][0] == 1
+
+
 def test_chunked_csv_over_the_byte_limit_is_413_and_nothing_stored(served, monitor_db, champion):
     _, url = served
     line = b"1.5,2.5,3.5\n"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.stats import distributions
@@ -110,6 +111,15 @@ def ks_statistic(index: KsIndex, cur_sorted: np.ndarray) -> float:
     return max(best_up, best_down)
 
 
+@lru_cache(maxsize=8192)
+def _exact(n1: int, n2: int, g: int, d: float) -> tuple[bool, float, float]:
+    """scipy's exact two-sided p-value, remembered: batches of one size against one reference meet
+    the same lattice statistics again and again (most of a small push's scoring time otherwise)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _attempt_exact_2kssamp(n1, n2, g, d, "two-sided")
+
+
 def ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
     """(statistic, p-value) as ``ks_2samp(method="auto", alternative="two-sided")`` reports them.
 
@@ -123,9 +133,7 @@ def ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
     mode = "exact" if max(n1, n2) <= MAX_EXACT_N else "asymp"
     prob = float("nan")
     if mode == "exact" and _attempt_exact_2kssamp is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            success, d, prob = _attempt_exact_2kssamp(n1, n2, g, d, "two-sided")
+        success, d, prob = _exact(n1, n2, g, d)
         if not success:
             mode = "asymp"
     elif mode == "exact":  # pragma: no cover
