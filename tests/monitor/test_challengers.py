@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import sqlalchemy as sa
 
@@ -20,6 +21,15 @@ def push(client, name: str, scenario: str, seed: int, auth: dict[str, str], rows
                          headers={**auth, "Content-Type": "text/csv", "X-Batch-Id": f"{scenario}-{seed}"})
     assert answer.status_code in (200, 201), answer.get_json()
     return answer.get_json()
+
+
+def wait_for_version(client, name: str, version: str, auth: dict[str, str], seed: int = 100) -> dict:
+    for attempt in range(6):
+        after = push(client, name, "concept_drift", seed + attempt, auth)
+        if after["model_version"] == version:
+            break
+        time.sleep(2)
+    return after
 
 
 def rows(app, model, *criteria):
@@ -83,9 +93,8 @@ def test_auto_policy_promotes_the_better_challenger_after_the_shared_checks(
     assert history[-2]["alias"] == "champion" and history[-2]["evidence"]["batches"] == seed
     [done] = rows(app, LoopDecision, LoopDecision.model_name == name)
     assert done.status == "done" and done.actor == "driftline-monitor"
-    # The next batch is the new champion's.
-    after = push(client, name, "concept_drift", 100, auth)
-    assert after["model_version"] == v2
+    # The next batches are the new champion's (a push may use the alias resolved up to 5 s ago).
+    assert wait_for_version(client, name, v2, auth)["model_version"] == v2
 
 
 def test_notify_policy_raises_challenger_ready_with_the_evidence(make_app, auth, mlflow_client, unique_name):

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from model_registry import aliases
 from monitor.loop_models import LabelledBatch, LoopDecision, RetrainingRequest
 from tests.monitor.helpers import register_model
-from tests.monitor.test_challengers import push, rows
+from tests.monitor.test_challengers import push, rows, wait_for_version
 
 
 def aliases_of(client, name: str) -> dict[str, str]:
@@ -56,7 +56,7 @@ def test_concept_drift_retrains_a_challenger_that_wins_and_is_promoted(
     assert (decision.action, decision.to_version) == ("promote", v2)
     assert loop.executor.run_pending() == 1
     assert aliases_of(mlflow_client, lasso) == {"champion": v2, "previous": v1}
-    after = push(client, lasso, "concept_drift", 99, auth)
+    after = wait_for_version(client, lasso, v2, auth, seed=99)
     assert after["model_version"] == v2 and after["concept_drift"] is False
     alerts = client.get(f"/api/alerts?model={lasso}&alertname=concept_drift").get_json()["alerts"]
     assert [(a["labels"]["version"], a["state"]) for a in alerts] == [(v1, "resolved")]
