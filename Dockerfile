@@ -47,6 +47,7 @@ WORKDIR /opt/driftline
 COPY pyproject.toml README.md ./
 COPY seed_scenarios/ seed_scenarios/
 COPY tracking/ tracking/
+COPY model_registry/ model_registry/
 COPY trainer/ trainer/
 COPY monitor/ monitor/
 # The project itself from its own files, as a wheel would install it: the code runs from

@@ -50,6 +50,7 @@ class Monitor:
     watch: DependencyWatch | None = None
     prompt: Any = None  # monitor.alerts.PromptDelivery when the alerts are installed
     delivery: Any = None  # the scheduled cycle's DeliveryWorker
+    loop: Any = None  # monitor.loop.ClosedLoop
     _closed: bool = False
 
     def close(self, grace_seconds: float | None = None) -> None:
@@ -129,6 +130,11 @@ def create_app(settings: MonitorSettings | None = None) -> Flask:
         runtime = alerts.install(app, service, scheduler)
         monitor.prompt, monitor.delivery = runtime.prompt, runtime.worker
     # ------------------------------------------------------------------------------------------------
+    # The closed loop (challengers, promotion, rollback, retraining): after the alerts, whose listener
+    # must run before the retraining listener reads the alerts' state.
+    from monitor import loop as closed_loop
+
+    monitor.loop = closed_loop.install(monitor, runtime, app)
 
     # The leader sweeps the run outbox (retries, rows of dead processes); this process takes what
     # is due now, e.g. runs queued before a restart.

@@ -11,6 +11,10 @@ Pure functions over plain data, no I/O and no clock (``now`` is always passed in
   ``version``: an alert that names its model version only counts against a promotion of that version.
 - ``run_starts``: ``{version: start time of the version's training run}``.
 
+Automatic promotions and rollbacks (the closed loop, ``by`` = ``driftline-monitor (...)``) are champion
+moves like any other: they count as deployments, an automatic rollback fails the promotion it undoes;
+``automatic_promotions`` / ``automatic_rollbacks`` say how many of them the monitor made.
+
 The four numbers, per model:
 
 - deployment frequency: champion changes per week over the last ``window_days`` (default 28);
@@ -34,6 +38,7 @@ from typing import Any
 CHAMPION = "champion"
 PREVIOUS = "previous"
 ROLLBACK_MARK = "rolled back from champion"
+AUTOMATIC_ACTOR = "driftline-monitor"
 FAILURE_ALERTS = frozenset({"data_drift", "concept_drift", "performance_degradation"})
 FAILURE_WINDOW = timedelta(days=7)
 
@@ -45,6 +50,11 @@ class ChampionChange:
     by: str
     reason: str
     rollback: bool
+
+    @property
+    def automatic(self) -> bool:
+        """Moved by the monitor's closed loop (monitor/promotion.py), not by a person or `train`."""
+        return self.by.startswith(AUTOMATIC_ACTOR)
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,8 @@ class DeliveryMetrics:
     time_to_restore_median: timedelta | None
     open_alerts: int
     rollbacks: int
+    automatic_promotions: int = 0  # forward champion moves made by the monitor's closed loop
+    automatic_rollbacks: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         def secs(value: timedelta | None) -> float | None:
@@ -90,6 +102,8 @@ class DeliveryMetrics:
             "restore_times_seconds": [secs(v) for v in self.restore_times],
             "open_alerts": self.open_alerts,
             "rollbacks": self.rollbacks,
+            "automatic_promotions": self.automatic_promotions,
+            "automatic_rollbacks": self.automatic_rollbacks,
         }
 
 
@@ -272,6 +286,8 @@ def delivery_metrics(
         time_to_restore_median=_median(restores),
         open_alerts=still_open,
         rollbacks=sum(1 for c in changes if c.rollback),
+        automatic_promotions=sum(1 for c in changes if c.automatic and not c.rollback),
+        automatic_rollbacks=sum(1 for c in changes if c.automatic and c.rollback),
     )
 
 

@@ -75,6 +75,9 @@ class EvaluationService:
     profiles: ProfileStore
     listeners: list[Listener] = field(default_factory=list)
     runs: RunLogger | None = None  # logs the MLflow runs queued by evaluations, after the response
+    # The closed loop (monitor/loop.py): challengers scored on the batch's rows before the store,
+    # their scores/tests/decisions and the kept labelled rows written in the evaluation's transaction.
+    loop: Any = None
     _aliases: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict, repr=False)
     _alias_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _renewing: set[tuple[str, str]] = field(default_factory=set, repr=False)
@@ -107,6 +110,7 @@ class EvaluationService:
         run_payload: dict[str, Any] | None = None
         window_frame = None
         pending = None  # an unlabelled batch: what completing it when its labels come needs
+        loop_work = None
         try:
             version = version or self._resolve(model_name, alias, recent_ok=batch.source == "push")
             row.model_version = version
@@ -138,6 +142,9 @@ class EvaluationService:
                 self._fill_ok(row, report)
                 pending = labels_later.fill_labels(row, model, checked, choice.profile, predictions, proba)
                 features = _feature_rows(report)
+                if self.loop is not None:
+                    loop_work = self.loop.before_store(model, checked.frame, predictions,
+                                                       recent_ok=batch.source == "push")
                 # The MLflow run is logged after the response (monitor/monitoring_runs.py): queued
                 # in the evaluation's transaction, so it is never lost and never doubled.
                 run_payload = {
@@ -147,6 +154,8 @@ class EvaluationService:
                     "tags": {"driftline.source": batch.source, "driftline.scenario": batch.scenario or "",
                              "driftline.status": "ok", "driftline.task": model.task,
                              "driftline.reference": f"{choice.kind}: {choice.source}"[:500]}}
+                if loop_work is not None:
+                    run_payload["metrics"].update(self.loop.run_metrics(loop_work))
         except ModelNotFound:
             raise  # nothing to evaluate against: the caller answers 404 / logs, no row for a phantom model
         except TrackingUnavailable as exc:
@@ -164,7 +173,7 @@ class EvaluationService:
         row.duration_seconds = time.perf_counter() - clock
         try:
             outcome = self._store(row, features, batch, run_payload, window_frame, fresh=not seen,
-                                  pending=pending)
+                                  loop_work=loop_work, pending=pending)
         except (OperationalError, SAInterfaceError) as exc:
             raise DatabaseUnavailable(f"monitor database unavailable: {_first_line(exc)}") from exc
         if run_payload is not None and not outcome.duplicate and self.runs is not None:
@@ -307,7 +316,7 @@ class EvaluationService:
 
     def _store(self, row: Evaluation, features: list[FeatureResult], batch: Batch,
                run_payload: dict[str, Any] | None = None, window_frame: Any = None,
-               fresh: bool = False, pending: Any = None) -> Outcome:
+               fresh: bool = False, loop_work: Any = None, pending: Any = None) -> Outcome:
         """Insert (or replace a failed attempt), run listeners, commit — all in one transaction.
 
         A unique key may be taken by a concurrent transaction: this batch (another worker stored it:
@@ -318,7 +327,8 @@ class EvaluationService:
         for attempt in range(STORE_ATTEMPTS):
             try:
                 return self._store_once(_copy_evaluation(row), [_copy_feature(f) for f in features], batch,
-                                        run_payload, window_frame, fresh and attempt == 0, pending)
+                                        run_payload, window_frame, fresh and attempt == 0, loop_work,
+                                        pending)
             except IntegrityError:
                 existing = self._existing(row.model_name, row.batch_id, row.batch_digest)
                 if existing is not None:
@@ -331,7 +341,7 @@ class EvaluationService:
 
     def _store_once(self, row: Evaluation, features: list[FeatureResult], batch: Batch,
                     run_payload: dict[str, Any] | None, window_frame: Any, fresh: bool,
-                    pending: Any = None) -> Outcome:
+                    loop_work: Any = None, pending: Any = None) -> Outcome:
         with write_lock(self.sessions), self.sessions() as session, session.begin():
             previous = None if fresh else \
                 session.scalar(_by_batch(row.model_name, row.batch_id).with_for_update())
@@ -359,6 +369,8 @@ class EvaluationService:
                                                 data=_parquet(window_frame)))
             if run_payload is not None and target.status == "ok":
                 enqueue_run(session, target, run_payload)
+            if loop_work is not None and target.status == "ok":
+                self.loop.in_store(session, target, loop_work)
             if pending is not None and target.status == "ok":
                 labels_later.keep_pending(session, target, pending)
             for listener in self.listeners:

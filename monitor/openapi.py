@@ -119,6 +119,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "responses": {"200": _json({"type": "object"}, "episodes")}}},
             "/api/openapi.json": {"get": {"summary": "This document",
                                           "responses": {"200": {"description": "OpenAPI 3 document"}}}},
+            **_loop_paths(name, write),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
@@ -159,4 +160,30 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "feature_results": {"type": "array", "items": {"type": "object"}}}},
             },
         },
+    }
+
+
+def _loop_paths(name: dict[str, Any], write: list[dict[str, Any]]) -> dict[str, Any]:
+    """The closed loop (docs/promotion.md): challengers, decisions, retraining requests."""
+    request_id = {"name": "request_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    obj = {"type": "object"}
+    return {
+        "/api/models/{name}/challengers": {"get": {
+            "summary": "Challenger tests (state and evidence), paired batch scores, decisions, retraining",
+            "parameters": [name], "responses": {"200": _json(obj, "the model's closed loop")}}},
+        "/api/retraining": {"get": {"summary": "Recent retraining requests",
+                                    "responses": {"200": _json(obj, "requests, newest first")}}},
+        "/api/retraining/{request_id}/data": {"get": {
+            "summary": "The labelled rows a retraining request trains on (Parquet), for an orchestrator",
+            "security": write, "parameters": [request_id],
+            "responses": {"200": {"description": "Parquet", "content": {
+                "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}}}},
+                **_errors(401, 404), "410": _json(ERROR, "the batches are no longer kept")}}},
+        "/api/retraining/{request_id}": {"post": {
+            "summary": "An orchestrator reports a retraining's end: {status: succeeded, version} or "
+                       "{status: failed, error}",
+            "security": write, "parameters": [request_id],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": obj,
+                            "example": {"status": "succeeded", "version": "7"}}}},
+            "responses": {"200": _json(obj, "the request, closed"), **_errors(400, 401, 404, 409)}}},
     }

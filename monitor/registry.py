@@ -166,6 +166,11 @@ class Registry:
         version = self._call(f"resolving {name}@{alias}", self.client.get_model_version_by_alias, name, alias)
         return str(version.version)
 
+    def model_aliases(self, name: str) -> tuple[dict[str, str], dict[str, str]]:
+        """Every alias of the registered model ({alias: version}) and its tags, in one round trip."""
+        found = self._call(f"reading {name}", self.client.get_registered_model, name)
+        return {k: str(v) for k, v in (found.aliases or {}).items()}, dict(found.tags or {})
+
     def ping(self, timeout: float = 3.0) -> str | None:
         """None when the tracking server answers /health, else the reason."""
         import urllib.request

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MIN_TOKEN_LENGTH = 16
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "password", "admin", "secret", "token", "default-token"}
 SOURCES = ("simulated", "s3", "push")
+PROMOTION_POLICIES = ("manual", "notify", "auto")
 DEFAULT_CYCLE = ("clean", "clean", "data_drift", "data_drift", "clean", "clean",
                  "concept_drift", "concept_drift")
 
@@ -108,11 +109,26 @@ class MonitorSettings(BaseSettings):
     read_auth_cache_seconds: float = Field(60.0, ge=0, le=3600,
                                            validation_alias="MONITOR_READ_AUTH_CACHE_SECONDS")
 
+    # The closed loop (issue 15, docs/promotion.md): challengers, promotion, rollback, retraining.
+    challenger_aliases: str = Field("challenger.*", min_length=1,
+                                    validation_alias="MONITOR_CHALLENGER_ALIASES")
+    promotion_policy: Literal["manual", "notify", "auto"] = Field(
+        "notify", validation_alias="MONITOR_PROMOTION_POLICY")
+    promotion_alpha: float = Field(0.05, gt=0, lt=1, validation_alias="MONITOR_PROMOTION_ALPHA")
+    promotion_min_batches: int = Field(3, ge=1, le=10_000, validation_alias="MONITOR_PROMOTION_MIN_BATCHES")
+    rollback_batches: int = Field(20, ge=0, le=100_000, validation_alias="MONITOR_ROLLBACK_BATCHES")
+    retrain: Literal["off", "subprocess", "webhook"] | None = Field(None, validation_alias="MONITOR_RETRAIN")
+    retrain_webhook_url: SecretStr | None = Field(None, validation_alias="MONITOR_RETRAIN_WEBHOOK_URL")
+    retrain_batches: int = Field(10, ge=1, le=1000, validation_alias="MONITOR_RETRAIN_BATCHES")
+    retrain_with_reference: bool = Field(False, validation_alias="MONITOR_RETRAIN_WITH_REFERENCE")
+    retrain_cooldown_seconds: float = Field(3600.0, ge=0, validation_alias="MONITOR_RETRAIN_COOLDOWN_SECONDS")
+    retrain_timeout_seconds: float = Field(900.0, gt=0, validation_alias="MONITOR_RETRAIN_TIMEOUT_SECONDS")
+
     @field_validator("database_url_raw", "api_token", "config_file", "tracking_username", "tracking_password",
                      "source", "s3_inbox", "interval_seconds", "s3_endpoint_url", "aws_access_key_id",
                      "aws_secret_access_key",
                      "alert_webhook_url", "alert_slack_webhook_url", "alertmanager_url", "read_token",
-                     "metrics_token", mode="before")
+                     "metrics_token", "retrain", "retrain_webhook_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -132,6 +148,14 @@ class MonitorSettings(BaseSettings):
         # Simulated data is a demo: on by default only in local mode.
         return self.source or ("simulated" if self.mode == "local" else "push")
 
+    @property
+    def retrain_mode(self) -> str:
+        # Local mode and compose run the trainer as a subprocess of the monitor unless told otherwise;
+        # a webhook URL alone means an outside orchestrator takes the requests.
+        if self.retrain is not None:
+            return self.retrain
+        return "webhook" if self.retrain_webhook_url is not None else "subprocess"
+
     def drift_defaults(self) -> dict[str, Any]:
         """DriftConfig fields set through the environment (the YAML file's drift settings win)."""
         names = ("joint_test", "joint_max_rows", "permutations", "permutation_seed")
@@ -150,6 +174,16 @@ class MonitorSettings(BaseSettings):
             if self.database_url_raw is None or self.database_url.startswith("sqlite"):
                 raise ConfigError("MONITOR_DATABASE_URL is not a PostgreSQL URL: production mode needs "
                                   "postgresql+psycopg2://USER:PASS@HOST:5432/monitor (SQLite is local only)")
+        import re
+
+        try:
+            re.compile(self.challenger_aliases)
+        except re.error as exc:
+            raise ConfigError(f"MONITOR_CHALLENGER_ALIASES is not a regular expression ({exc}): "
+                              "e.g. challenger.*") from None
+        if self.retrain == "webhook" and self.retrain_webhook_url is None:
+            raise ConfigError("MONITOR_RETRAIN=webhook needs MONITOR_RETRAIN_WEBHOOK_URL: set it or use "
+                              "MONITOR_RETRAIN=subprocess")
         if self.config_file is not None and not self.config_file.is_file():
             raise ConfigError(f"MONITOR_CONFIG_FILE={self.config_file} does not exist: "
                               "fix the path or unset it")
@@ -170,6 +204,8 @@ class ModelConfig:
     target: str | None = None  # target column when neither the dataset nor a version tag says
     task: str | None = None  # regression | classification (overrides detection)
     monitor: bool = True  # false: not watched even with the champion alias
+    promotion: str | None = None  # manual | notify | auto (else the model's tag, else the setting)
+    retrain: bool = True  # false: drift never requests a retraining of this model
 
 
 @dataclass(frozen=True)
@@ -186,6 +222,8 @@ class MonitorConfig:
             source: s3
             s3_inbox: s3://inbox/lasso/
             drift: {numeric_tests: [ks], thresholds: {ks: 0.01}}
+            promotion: auto       # manual | notify | auto (docs/promotion.md)
+            retrain: false        # never request a retraining of this model
     """
 
     discover: bool = True
@@ -238,6 +276,9 @@ def load_config_file(path: Path | None, drift_defaults: dict[str, Any] | None = 
         if item.get("task") not in (None, "regression", "classification"):
             raise ConfigError(f"MONITOR_CONFIG_FILE: model {item['name']} has task {item['task']!r}; "
                               "use regression or classification")
+        if item.get("promotion") not in (None, *PROMOTION_POLICIES):
+            raise ConfigError(f"MONITOR_CONFIG_FILE: model {item['name']} has promotion "
+                              f"{item['promotion']!r}; use one of {', '.join(PROMOTION_POLICIES)}")
         if source is not None and source not in SOURCES:
             raise ConfigError(f"MONITOR_CONFIG_FILE: model {item['name']} has source {source!r}; "
                               f"use one of {', '.join(SOURCES)}")
@@ -246,6 +287,7 @@ def load_config_file(path: Path | None, drift_defaults: dict[str, Any] | None = 
             scenarios=tuple(item["scenarios"]) if item.get("scenarios") else None,
             rows=item.get("rows"), drift=dict(item.get("drift") or {}),
             target=item.get("target"), task=item.get("task"), monitor=bool(item.get("monitor", True)),
+            promotion=item.get("promotion"), retrain=bool(item.get("retrain", True)),
         ))
     config = MonitorConfig(
         discover=bool(data.get("discover", True)),

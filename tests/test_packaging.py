@@ -16,7 +16,7 @@ import pytest
 from jinja2 import Environment, FileSystemLoader, meta
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("seed_scenarios", "tracking", "trainer", "monitor")
+PACKAGES = ("seed_scenarios", "tracking", "model_registry", "trainer", "monitor")
 # Build recipes and docs that live beside the code but are never read at run time.
 NOT_RUNTIME = {"Dockerfile"}
 

@@ -1,4 +1,4 @@
-"""`python -m trainer train|promote|rollback`: the command line.
+"""`python -m trainer train|promote|rollback|retrain`: the command line.
 
 Exit codes: 0 ok, 1 a model/run failed (nothing registered, no alias moved), 2 bad input or
 usage, 3 tracking server unreachable. Errors are one line on stderr:
@@ -89,6 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--model", required=True, help="registered model name")
     rollback.add_argument("--reason", default="", help="why (recorded in the alias history)")
     rollback.set_defaults(handler=cmd_rollback)
+    retrain = sub.add_parser("retrain", help="refit the champion's kind on recent batches; set challenger",
+                             description="Fit the champion's kind and parameters again on --data (the "
+                             "recent labelled batches, written by the monitor), register it with lineage "
+                             "tags and give it the challenger alias. Never moves champion: the challenger "
+                             "must win the monitor's paired test first.")
+    retrain.add_argument("--model", required=True, help="registered model name")
+    retrain.add_argument("--data", required=True, help="CSV/Parquet of labelled rows (path or s3:// URI)")
+    retrain.add_argument("--with-reference", action="store_true",
+                         help="also train on the champion's reference rows")
+    retrain.add_argument("--alias", default="challenger", help="alias for the result (default: %(default)s)")
+    retrain.add_argument("--request", default="", help="the monitor's retraining request id (lineage)")
+    retrain.add_argument("--batches", default="", help="ids of the batches in --data (lineage)")
+    retrain.add_argument("--experiment", default="driftline-retraining",
+                         help="MLflow experiment (default: %(default)s)")
+    retrain.add_argument("--seed", type=int, default=42, help="train/hold-out split seed (default: 42)")
+    retrain.set_defaults(handler=cmd_retrain)
     return parser
 
 
@@ -169,6 +185,8 @@ def cmd_train(args: argparse.Namespace, settings: TrainerSettings) -> int:
     report = training.train(client, dataset, candidates, experiment=args.experiment, margin=args.margin,
                             actor=actor(settings.actor), autolog=args.autolog,
                             progress=lambda line: print(line, flush=True))
+    if not report.failed:
+        _demo_promotion_policy(client, [args.lasso_model_name, args.custom_model_name])
     print()
     print(summary_table(report))
     print(f"\n{time.perf_counter() - started:.1f}s in total")
@@ -178,6 +196,19 @@ def cmd_train(args: argparse.Namespace, settings: TrainerSettings) -> int:
         raise RunFailed(f"{len(report.failed)} candidate(s) failed to fit: {names}",
                         "fix them (see the FAILED runs) and retry; nothing was registered and no alias moved")
     return EXIT_OK
+
+
+def _demo_promotion_policy(client, names: list[str]) -> None:  # noqa: ANN001 - MlflowClient
+    """The exercise models are the demo: the monitor may promote their challengers by itself
+    (`driftline.promotion=auto`, docs/promotion.md). A policy a team set is left alone."""
+    from mlflow.exceptions import MlflowException
+
+    for name in names:
+        try:
+            if "driftline.promotion" not in (client.get_registered_model(name).tags or {}):
+                client.set_registered_model_tag(name, "driftline.promotion", "auto")
+        except MlflowException:
+            continue  # not registered by this run (e.g. nothing fitted): nothing to tag
 
 
 def summary_table(report) -> str:  # noqa: ANN001 - training.TrainReport
@@ -245,6 +276,44 @@ def cmd_rollback(args: argparse.Namespace, settings: TrainerSettings) -> int:
     reason = args.reason or "rollback"
     moves = registry.rollback(client, args.model, actor(settings.actor), reason)
     _print_moves(args.model, moves, "nothing moved")
+    return EXIT_OK
+
+
+def cmd_retrain(args: argparse.Namespace, settings: TrainerSettings) -> int:
+    import json
+
+    from trainer import data as data_module
+    from trainer import registry, retraining, training
+    from trainer.reference import load_reference
+    from trainer.tracking import actor
+
+    if args.alias.strip() in ("", "champion"):
+        raise ConfigError(f"--alias {args.alias!r} is not allowed", "retrain sets challenger, never champion")
+    client = _client(settings)
+    registry.require_model(client, args.model)
+    candidate, champion, features, target = retraining.candidate_for(client, args.model)
+    batches = data_module.read_table(args.data)
+    reference = load_reference(client, args.model, champion).train if args.with_reference else None
+    frame = retraining.training_table(batches, features, target, reference)
+    source = f"retrain:{args.model}:request={args.request or '-'}:{args.data}"
+    dataset = retraining.as_training_data(frame, target, source, args.seed)
+    candidate = retraining.refit_params(candidate, dataset)
+    print(f"retraining {args.model} (champion v{champion}, {candidate.display} {candidate.params_text()}) "
+          f"on {dataset.rows} rows{' with the reference' if reference is not None else ''}", flush=True)
+    report = training.train(client, dataset, [candidate], experiment=args.experiment,
+                            actor=actor(settings.actor), select=False,
+                            progress=lambda line: print(line, flush=True))
+    if report.failed or not report.results or not report.results[0].version:
+        error = report.results[0].error if report.results else "nothing fitted"
+        raise RunFailed(f"retraining {args.model} failed ({error})", "no alias was moved")
+    version = report.results[0].version
+    _validate(client, args.model, version)
+    retraining.set_challenger(client, args.model, version, {
+        retraining.TAG_REQUEST: args.request, retraining.TAG_BATCHES: args.batches,
+        retraining.TAG_FROM: champion, retraining.TAG_WITH_REFERENCE: str(reference is not None).lower()},
+        alias=args.alias)
+    print(json.dumps({"model": args.model, "version": version, "alias": args.alias, "champion": champion,
+                      "rows": dataset.rows}))
     return EXIT_OK
 
 

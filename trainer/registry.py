@@ -1,23 +1,13 @@
 """The registry side: finding reusable versions, validating a version, and moving aliases.
 
-Aliases: `champion` is what the monitor and users load (`models:/<name>@champion`); `previous` is
-the champion before the last move. Every move stamps the promoted version with
-`driftline.promoted_by/at` and `driftline.promotion_reason`, and appends {alias, version, at, by,
-reason} to the JSON list in the registered model tag `driftline.alias_history` (newest last,
-oldest entries dropped to stay under 5000 characters, the tag column's size).
-
-Rollback swaps: champion <- previous and previous <- the old champion, so a second rollback
-undoes the first. The version rolled away from is tagged `driftline.rolled_back_at`; `train` never
-re-promotes such a version by itself (an explicit `promote` does, and clears the tag).
+The alias moves and the version checks live in the shared package ``model_registry`` (the monitor
+promotes and rolls back with the same code); this module turns their errors into the trainer's
+(``RunFailed``, ``RegistryError``: a message, what to do, an exit code).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -25,10 +15,28 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from model_registry import aliases as _aliases
+from model_registry.aliases import (  # noqa: F401 - re-exported: the trainer's registry API
+    CHAMPION,
+    HISTORY_MAX_CHARS,
+    PREVIOUS,
+    TAG_HISTORY,
+    TAG_PROMOTED_AT,
+    TAG_PROMOTED_BY,
+    TAG_REASON,
+    TAG_ROLLED_BACK,
+    AliasMove,
+    alias_history,
+    alias_version,
+    append_history,
+    make_champion,
+    move_alias,
+    now_iso,
+)
+from model_registry.checks import VersionCheckFailed
+from model_registry.checks import predict_version as _predict_version
 from trainer.errors import RegistryError, RunFailed
 
-CHAMPION = "champion"
-PREVIOUS = "previous"
 TAG_TARGET = "driftline.target"
 TAG_FEATURES = "driftline.features"
 TAG_FINGERPRINT = "driftline.data_fingerprint"
@@ -37,35 +45,6 @@ TAG_CANDIDATE = "driftline.candidate_id"
 TAG_KIND = "driftline.model_kind"
 TAG_PARAMS = "driftline.params"
 TAG_HOLDOUT_MSE = "driftline.holdout_mse"
-TAG_PROMOTED_BY = "driftline.promoted_by"
-TAG_PROMOTED_AT = "driftline.promoted_at"
-TAG_REASON = "driftline.promotion_reason"
-TAG_HISTORY = "driftline.alias_history"
-TAG_ROLLED_BACK = "driftline.rolled_back_at"
-HISTORY_MAX_CHARS = 5000
-
-
-@dataclass(frozen=True)
-class AliasMove:
-    model_name: str
-    alias: str
-    version: str
-    replaced: str | None
-    reason: str
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-            return None
-        raise
-
 
 def find_candidate_version(client: MlflowClient, name: str, candidate_id: str) -> ModelVersion | None:
     """The oldest version of `name` tagged with this candidate id, if one exists."""
@@ -91,102 +70,27 @@ def holdout_mse(version: ModelVersion) -> float:
 
 def predict_version(name: str, version: str, features: pd.DataFrame) -> np.ndarray:
     """Load `models:/name/version` as any client would and predict; RunFailed if it misbehaves."""
-    import mlflow.pyfunc
-
-    uri = f"models:/{name}/{version}"
     try:
-        model = mlflow.pyfunc.load_model(uri)
-        predictions = np.asarray(model.predict(features), dtype="float64").reshape(-1)
-    except Exception as exc:  # noqa: BLE001 - any failure means the version is unusable
-        raise RunFailed(f"{uri} failed validation ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
-                        "no alias was moved; check the model's run for what went wrong") from exc
-    if predictions.shape != (len(features),) or not np.isfinite(predictions).all():
-        raise RunFailed(f"{uri} failed validation: expected {len(features)} finite predictions, "
-                        f"got shape {predictions.shape}", "no alias was moved; check the model")
-    return predictions
-
-
-def move_alias(client: MlflowClient, name: str, alias: str, version: str, by: str, reason: str,
-               record: list[dict] | None = None) -> None:
-    """Point `alias` at `version`, stamp the version and note the move in `record`."""
-    client.set_registered_model_alias(name, alias, version)
-    at = now_iso()
-    if alias == CHAMPION:
-        client.set_model_version_tag(name, version, TAG_PROMOTED_BY, by)
-        client.set_model_version_tag(name, version, TAG_PROMOTED_AT, at)
-        client.set_model_version_tag(name, version, TAG_REASON, reason[:4000])
-    if record is not None:
-        record.append({"alias": alias, "version": str(version), "at": at, "by": by, "reason": reason[:500]})
-
-
-def append_history(client: MlflowClient, name: str, entries: list[dict]) -> None:
-    if not entries:
-        return
-    history = alias_history(client, name) + entries
-    text = json.dumps(history, separators=(",", ":"))
-    while len(text) > HISTORY_MAX_CHARS and len(history) > 1:
-        history = history[1:]
-        text = json.dumps(history, separators=(",", ":"))
-    client.set_registered_model_tag(name, TAG_HISTORY, text)
-
-
-def alias_history(client: MlflowClient, name: str) -> list[dict]:
-    raw = client.get_registered_model(name).tags.get(TAG_HISTORY)
-    if not raw:
-        return []
-    try:
-        history = json.loads(raw)
-    except json.JSONDecodeError:
-        return []
-    return history if isinstance(history, list) else []
-
-
-def make_champion(client: MlflowClient, name: str, version: str, by: str, reason: str, *,
-                  rolled_back: bool | None = None) -> list[AliasMove]:
-    """champion -> version; the old champion (if any, and different) becomes previous.
-
-    The version's `driftline.rolled_back_at` tag is cleared; `rolled_back=False` says the caller
-    knows it has none (saves the round trips), `None` means unknown.
-    """
-    old = alias_version(client, name, CHAMPION)
-    if old is not None and old.version == str(version):
-        return []
-    record: list[dict] = []
-    moves = []
-    move_alias(client, name, CHAMPION, str(version), by, reason, record)
-    if rolled_back is not False:
-        with contextlib.suppress(MlflowException):
-            client.delete_model_version_tag(name, str(version), TAG_ROLLED_BACK)
-    moves.append(AliasMove(name, CHAMPION, str(version), old.version if old else None, reason))
-    if old is not None:
-        prev_reason = f"was champion until v{version} replaced it"
-        move_alias(client, name, PREVIOUS, old.version, by, prev_reason, record)
-        moves.append(AliasMove(name, PREVIOUS, old.version, None, prev_reason))
-    append_history(client, name, record)
-    return moves
+        return _predict_version(name, version, features)
+    except VersionCheckFailed as exc:
+        raise RunFailed(exc.what, exc.hint) from exc
 
 
 def rollback(client: MlflowClient, name: str, by: str, reason: str) -> list[AliasMove]:
     """Swap champion and previous; RegistryError when there is no previous to go back to."""
-    require_model(client, name)
-    previous = alias_version(client, name, PREVIOUS)
-    if previous is None:
-        raise RegistryError(f"model {name!r} has no {PREVIOUS!r} alias, nothing to roll back to",
-                            "use `promote --model NAME --version V` to choose a champion")
-    current = alias_version(client, name, CHAMPION)
-    record: list[dict] = []
-    moves = [AliasMove(name, CHAMPION, previous.version, current.version if current else None, reason)]
-    move_alias(client, name, CHAMPION, previous.version, by, reason, record)
-    if current is not None and current.version != previous.version:
-        prev_reason = f"rolled back from champion to v{previous.version}"
-        move_alias(client, name, PREVIOUS, current.version, by, prev_reason, record)
-        # `train` will not re-promote a rolled-back version on its own; `promote` can.
-        client.set_model_version_tag(name, current.version, TAG_ROLLED_BACK, record[-1]["at"])
-        moves.append(AliasMove(name, PREVIOUS, current.version, None, prev_reason))
-    else:
-        client.delete_registered_model_alias(name, PREVIOUS)
-    append_history(client, name, record)
-    return moves
+    try:
+        return _aliases.rollback(client, name, by, reason)
+    except _aliases.NoSuchModel as exc:
+        raise RegistryError(str(exc), "check --model, or run `train` first") from exc
+    except _aliases.NothingToRollBack as exc:
+        raise RegistryError(str(exc), "use `promote --model NAME --version V` to choose a champion") from exc
+
+
+def require_model(client: MlflowClient, name: str) -> None:
+    try:
+        _aliases.require_model(client, name)
+    except _aliases.NoSuchModel as exc:
+        raise RegistryError(str(exc), "check --model, or run `train` first") from exc
 
 
 def best_version(client: MlflowClient, name: str) -> ModelVersion:
@@ -210,16 +114,6 @@ def get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
 def _all_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
     require_model(client, name)
     return list(client.search_model_versions(f"name = '{_quote(name)}'"))
-
-
-def require_model(client: MlflowClient, name: str) -> None:
-    try:
-        client.get_registered_model(name)
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise RegistryError(f"no registered model named {name!r}",
-                                "check --model, or run `train` first") from exc
-        raise
 
 
 def _quote(name: str) -> str:

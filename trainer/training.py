@@ -129,8 +129,10 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 
 def train(client: MlflowClient, data: TrainingData, candidates: list[Candidate], *,
           experiment: str = DEFAULT_EXPERIMENT, margin: float = DEFAULT_MARGIN, actor: str = "trainer",
-          autolog: bool = False, progress: Progress | None = None) -> TrainReport:
-    """Fit, log, register and select; see the module docstring for the order and the guarantees."""
+          autolog: bool = False, progress: Progress | None = None, select: bool = True) -> TrainReport:
+    """Fit, log, register and select; see the module docstring for the order and the guarantees.
+
+    ``select=False`` (``retrain``) registers without choosing a champion: no alias moves here."""
     say = progress or (lambda _line: None)
     mlflow.set_experiment(experiment)
     results = [CandidateResult(c, c.identity(data.fingerprint, data.split)) for c in candidates]
@@ -156,6 +158,8 @@ def train(client: MlflowClient, data: TrainingData, candidates: list[Candidate],
     groups = {name: [r for r in results if r.candidate.model_name == name] for name in names}
     # Versions of one name are created in candidate order; names are independent.
     list(_in_parallel(lambda name: _register_group(client, name, groups[name], data), names))
+    if not select:
+        return report
     # Every winner is validated before any alias moves.
     decided = list(_in_parallel(lambda name: _decide(client, name, groups[name], data, margin), names))
     report.decisions = [decision for decision, _ in decided]

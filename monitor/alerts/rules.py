@@ -28,6 +28,10 @@ SEVERITY = {
     "data_quality": "warning",
     "monitor_failure": "critical",
     "dependency_down": "critical",  # from probes (monitor.alerts.dependency), not from evaluations
+    # From the closed loop (monitor/loop_alerts.py), not from evaluations' rules:
+    "challenger_ready": "info",
+    "champion_rolled_back": "critical",
+    "retraining_failed": "warning",
 }
 MAX_FEATURES_IN_SUMMARY = 5
 

@@ -440,7 +440,44 @@ def model_page(session: Any, monitor: Any, registry_view: RegistryView, name: st
         "charts": model_charts(rows, reg["history"], monitor.settings.champion_alias),
         "estimate_chart": estimate_chart([r for r in rows if r.status == "ok"]),
         "track_record": _track_record(session, name),
+        "challengers": challenger_section(session, name, {r.id: r for r in rows}),
     }
+
+
+def challenger_section(session: Any, name: str, evaluations: dict[int, Evaluation]) -> dict[str, Any]:
+    """Champion against challenger (and `previous` guarding a new champion): the paired batch losses,
+    the sequential tests with their evidence, and the decisions (monitor/loop_api.py reads the same)."""
+    from monitor.loop_api import challengers_of
+
+    found = challengers_of(session, name, limit=MAX_POINTS)
+    scores = [s for s in reversed(found["scores"]) if s["relative_gain"] is not None]
+    charts = []
+    for test in found["tests"][:3]:
+        mine = [s for s in scores if s["version"] == test["version"] and s["role"] == test["role"]
+                and s["champion_version"] == test["champion_version"]]
+        if not mine:
+            continue
+        other = "previous" if test["role"] == "guard" else "challenger"
+        labels = [_label(evaluations[s["evaluation_id"]].finished_at) if s["evaluation_id"] in evaluations
+                  else f"#{s['evaluation_id']}" for s in mine]
+        charts.append({
+            "id": f"chart-challenger-{test['id']}",
+            "title": f"Champion v{test['champion_version']} against {other} v{test['version']}: "
+                     f"mean {mine[0]['loss'].replace('_', ' ')} per batch (same rows)",
+            "payload": {"labels": labels, "ids": [s["evaluation_id"] for s in mine], "markers": [],
+                        "datasets": [
+                            {"label": f"champion v{test['champion_version']}",
+                             "data": [s["champion_loss"] for s in mine]},
+                            {"label": f"{other} v{test['version']}", "data": [s["loss_value"] for s in mine]},
+                        ]},
+        })
+    for test in found["tests"]:
+        state = test["state"] or {}
+        test["mean_gain"] = (state.get("sum_gain", 0.0) / test["batches"]) if test["batches"] else None
+        test["e_better"] = math.exp(min(state.get("log_wealth_better", 0.0), 700.0))
+        test["e_worse"] = math.exp(min(state.get("log_wealth_worse", 0.0), 700.0))
+        test["threshold"] = 1.0 / test["alpha"]
+    return {**found, "charts": charts}
 
 
 def _track_record(session: Any, name: str) -> dict[str, Any]:

@@ -40,6 +40,7 @@ class Dashboard:
     drifting: str
     concept: str
     evil: str
+    challenged: str = ""
     evaluations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     synthetic_id: int = 0
 
@@ -127,6 +128,7 @@ def dashboard(make_database, tracking_server) -> Iterator[Dashboard]:
         "drifting": f"fraud-score-{tag}",
         "concept": f"demand-forecast-{tag}",
         "evil": f"<b onmouseover=alert(1)>evil<i>-model-{tag}",
+        "challenged": f"sales-forecast-{tag}",
     }
     with pytest.MonkeyPatch.context() as mp:
         client = configure_team_client(mp, tracking_server.url)
@@ -193,6 +195,15 @@ def dashboard(make_database, tracking_server) -> Iterator[Dashboard]:
         promote(evil, "1", "<img src=x onerror=alert(2)>")
         run(evil, "clean", 10)
 
+        # ``challenged``: champion f(x) = x0 against a challenger f(x) = x0 + 10 on concept-drift batches
+        # (the seed's +10): the challenger wins its paired test; the policy (notify) raises challenger_ready.
+        challenged = names["challenged"]
+        register_model(client, challenged, kind="custom", offset=0.0)
+        register_model(client, challenged, kind="custom", offset=10.0, alias="challenger")
+        for seed in range(20, 32):
+            run(challenged, "concept_drift", seed)
+        monitor.loop.executor.run_pending()
+
         app.extensions["driftline_alerts"].worker.run_cycle()  # deliver the queued notifications
 
         server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -206,6 +217,7 @@ def dashboard(make_database, tracking_server) -> Iterator[Dashboard]:
                 drifting=drifting,
                 concept=concept,
                 evil=evil,
+                challenged=challenged,
                 evaluations=evaluations,
                 synthetic_id=synthetic_id,
             )

@@ -179,3 +179,25 @@ def test_an_alert_counts_against_the_version_it_names_even_in_the_second_of_the_
     ]
     result = delivery_metrics(history, alert, now=NOW, model="m")
     assert (result.failed_promotions, result.promotions_evaluated) == (1, 2)
+
+
+def test_the_monitors_automatic_promotion_and_rollback_count_as_a_deployment_and_a_failure():
+    """The closed loop writes its moves with model_registry.aliases, like `promote` and `rollback`."""
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    history = [
+        {"alias": "champion", "version": "1", "at": t0.isoformat(), "by": "ci", "reason": "train"},
+        {"alias": "champion", "version": "2", "at": (t0 + timedelta(days=1)).isoformat(),
+         "by": "driftline-monitor (auto promotion, decision 4)", "reason": "auto: challenger better"},
+        {"alias": "previous", "version": "1", "at": (t0 + timedelta(days=1)).isoformat(),
+         "by": "driftline-monitor (auto promotion, decision 4)", "reason": "was champion until v2"},
+        {"alias": "champion", "version": "1", "at": (t0 + timedelta(days=2)).isoformat(),
+         "by": "driftline-monitor (auto rollback, decision 5)", "reason": "auto: rollback"},
+        {"alias": "previous", "version": "2", "at": (t0 + timedelta(days=2)).isoformat(),
+         "by": "driftline-monitor (auto rollback, decision 5)",
+         "reason": "rolled back from champion to v1"},
+    ]
+    result = delivery_metrics(history, [], now=t0 + timedelta(days=3))
+    assert result.champion_changes == 3 and result.changes_in_window == 3
+    assert (result.automatic_promotions, result.automatic_rollbacks, result.rollbacks) == (1, 1, 1)
+    assert result.failed_promotions == 1  # v2, undone by the automatic rollback
+    assert result.as_dict()["automatic_promotions"] == 1

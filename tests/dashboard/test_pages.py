@@ -67,7 +67,11 @@ def test_model_page_charts_errors_scores_share_and_alias_moves(dashboard, page):
         "() => Chart.getChart(document.getElementById('chart-estimate')).data.datasets[1].fill")
     assert band == "-1"
     assert "Track record over" in page.locator("#estimate-track-record").inner_text()
-    assert {c["markers"] for c in found.values()} == {2}  # v1 and v2 became champion
+    drift_charts = {k: c for k, c in found.items() if not k.startswith("chart-challenger-")}
+    assert {c["markers"] for c in drift_charts.values()} == {2}  # v1 and v2 became champion
+    # The 4th: v2 against previous v1 on its batches since the promotion (the rollback guard).
+    [guard] = [c for k, c in found.items() if k.startswith("chart-challenger-")]
+    assert guard["series"] == 2 and guard["points"] == [2, 2]
     history = page.locator("#alias-history tbody tr")
     assert history.count() == 3  # champion v1, champion v2, previous v1
     assert EVIL_REASON in page.locator("#alias-history").inner_text()  # shown as text, not run
@@ -201,3 +205,22 @@ def test_chart_library_is_served_by_the_monitor(dashboard, page):
     open_page(page, model_url(dashboard, dashboard.drifting))
     assert any(u.endswith("/dashboard/vendor/chart.umd.min.js") for u in requested)
     assert all(u.startswith(dashboard.url) for u in requested), requested
+
+
+def test_model_page_shows_champion_against_challenger_with_the_evidence(dashboard, page):
+    open_page(page, model_url(dashboard, dashboard.challenged))
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('canvas')).every(c => Chart.getChart(c))")
+    found = charts(page)
+    [paired] = [c for name, c in found.items() if name.startswith("chart-challenger-")]
+    assert paired["series"] == 2 and paired["points"] == [paired["labels"]] * 2
+    tests = page.locator("#challenger-tests tbody tr").all()
+    assert len(tests) == 1
+    cells = [c.inner_text() for c in tests[0].locator("td").all()]
+    assert cells[1].startswith("challenger v2") and cells[-1] == "challenger_better"
+    decision = page.locator("#loop-decisions tbody tr").first.inner_text()
+    assert "notify v1 → v2" in decision and "done" in decision
+    assert "challenger_ready" in page.locator("section", has_text="Open and recent alerts").last.inner_text()
+    page.locator("#challengers").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "challenger.png"), full_page=True)
+    assert page.console_log.errors == []

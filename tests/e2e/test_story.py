@@ -230,3 +230,51 @@ def test_8_the_story_as_a_person_sees_it(story, browser):
     page.screenshot(path=str(SCREENSHOTS / "story-alerts.png"), full_page=True)
     page.close()
     assert errors == []
+
+
+def test_9_concept_drift_closes_the_loop_retrain_challenger_promotion(story, browser):
+    """The concept-drift alert of step 4 asked for a retraining (the demo models' policy is auto): the
+    trainer ran as a one-shot job and set a challenger; drifted batches make it win, the monitor promotes
+    it after the checks, and the old champion's concept-drift alert resolves."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=story.tracking)
+    old = client.get_model_version_by_alias(MODEL, "champion").version
+    deadline = time.monotonic() + 300
+    while True:  # the retraining job of step 4 (scheduler leader, subprocess)
+        found = client.get_registered_model(MODEL).aliases
+        if "challenger" in found or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    challenger = str(found["challenger"])
+    tags = client.get_model_version(MODEL, challenger).tags
+    assert tags["driftline.retrain.request"] and tags["driftline.retrain.champion"] == old
+    for seed in range(300, 360):
+        story.push("concept_drift", seed=seed)
+        if str(client.get_registered_model(MODEL).aliases.get("champion")) == challenger:
+            break
+        time.sleep(1)  # the leader acts on decisions every 5 s
+    assert str(client.get_registered_model(MODEL).aliases["champion"]) == challenger
+    deadline = time.monotonic() + 30  # champion moves first, then previous: the move may be under way
+    while "previous" not in client.get_registered_model(MODEL).aliases and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert str(client.get_registered_model(MODEL).aliases["previous"]) == old
+    promoted = client.get_model_version(MODEL, challenger).tags
+    assert promoted["driftline.promoted_by"].startswith("driftline-monitor (auto promotion")
+    for seed in range(400, 405):  # a push may use the alias as resolved up to 5 s ago
+        after = story.push("concept_drift", seed=seed)
+        if after["model_version"] == challenger:
+            break
+        time.sleep(3)
+    assert after["model_version"] == challenger and not after["concept_drift"]
+    deadline = time.monotonic() + 60  # v1's second concept-drift episode, resolved by v2 replacing it
+    while story.webhook_alerts().count(("concept_drift", "resolved")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert story.webhook_alerts().count(("concept_drift", "resolved")) == 2  # step 5's and this one
+    user, password = story.login
+    page = browser.new_page(viewport={"width": 1280, "height": 900},
+                            http_credentials={"username": user, "password": password})
+    page.goto(f"{story.monitor}/models/{MODEL}")
+    page.wait_for_function("() => document.querySelectorAll('canvas').length > 3")
+    assert "challenger_better" in page.inner_text("#challenger-tests")
+    page.screenshot(path=str(SCREENSHOTS / "story-challenger.png"), full_page=True)

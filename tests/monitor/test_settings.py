@@ -40,6 +40,27 @@ def test_cli_prints_one_line_and_exits_2_on_bad_settings():
     assert proc.stderr.strip().count("\n") == 0 and "MONITOR_PORT" in proc.stderr
 
 
+def test_closed_loop_settings_are_checked_and_named(tmp_path):
+    from monitor.settings import load_config_file
+
+    with pytest.raises(ConfigError, match="MONITOR_CHALLENGER_ALIASES"):
+        load_settings({"MONITOR_CHALLENGER_ALIASES": "challenger(["})
+    with pytest.raises(ConfigError, match="MONITOR_RETRAIN_WEBHOOK_URL"):
+        load_settings({"MONITOR_RETRAIN": "webhook"})
+    with pytest.raises(ConfigError, match="MONITOR_PROMOTION_POLICY"):
+        load_settings({"MONITOR_PROMOTION_POLICY": "yolo"})
+    settings = load_settings({"MONITOR_RETRAIN_WEBHOOK_URL": "http://orchestrator.test/jobs"})
+    assert settings.retrain_mode == "webhook" and "orchestrator" not in repr(settings)
+    assert load_settings({}).retrain_mode == "subprocess" and load_settings({}).promotion_policy == "notify"
+    config = tmp_path / "monitor.yaml"
+    config.write_text("models:\n  - name: m\n    promotion: auto\n    retrain: false\n")
+    model = load_config_file(config).model("m")
+    assert (model.promotion, model.retrain) == ("auto", False)
+    config.write_text("models:\n  - name: m\n    promotion: sometimes\n")
+    with pytest.raises(ConfigError, match="promotion"):
+        load_config_file(config)
+
+
 def test_joint_test_settings_sit_under_the_config_files_drift_settings(tmp_path):
     from monitor.settings import load_config_file
 

@@ -140,3 +140,16 @@ def test_table_from_s3_uri_loads_with_endpoint_and_credentials(s3_server, monkey
     loaded = data.load(f"s3://{bucket}/batches/ref.csv", "y")
     assert loaded.rows == 100 and loaded.features == ("x0", "x1")
     assert loaded.fingerprint == data.generated().fingerprint
+
+
+def test_retrain_never_sets_champion_and_refuses_a_model_it_did_not_register(tracking_server, mlflow_client,
+                                                                             unique_name, table):
+    frame, folder = table
+    path = folder / "batches.csv"
+    frame.to_csv(path, index=False)
+    refused = run_cli("retrain", "--model", "any", "--data", str(path), "--alias", "champion",
+                      tracking_uri=tracking_server.url)
+    assert_one_line_error(refused, 2, "--alias 'champion' is not allowed")
+    missing = run_cli("retrain", "--model", unique_name("ghost"), "--data", str(path),
+                      tracking_uri=tracking_server.url)
+    assert_one_line_error(missing, 2, "no registered model named")
