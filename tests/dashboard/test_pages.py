@@ -53,7 +53,7 @@ def test_overview_lists_every_model_with_status_champion_and_alerts(dashboard, p
 def test_model_page_charts_errors_scores_share_and_alias_moves(dashboard, page):
     open_page(page, model_url(dashboard, dashboard.drifting))
     page.wait_for_function(
-        "() => document.querySelectorAll('canvas[data-chart]').length === 4 && "
+        "() => document.querySelectorAll('canvas[data-chart]').length === 5 && "
         "Array.from(document.querySelectorAll('canvas')).every(c => Chart.getChart(c))"
     )
     found = charts(page)
