@@ -87,3 +87,4 @@ bench: $(STAMP)
 	@$(PY) bench/classification_quality.py
 	@$(PY) bench/monitor_round.py
 	@$(PY) bench/alert_latency.py
+	@OMP_NUM_THREADS=1 $(PY) bench/label_free_estimation.py

@@ -82,6 +82,9 @@ def list_models() -> Response:
         latest = {e.model_name: e for e in session.scalars(query)}
         counts = dict(session.execute(sa.select(Evaluation.model_name, sa.func.count())
                                       .group_by(Evaluation.model_name)).all())
+        from monitor.labels import track_records
+
+        records = {n: r.as_dict() for n, r in track_records(session).items()}
     registry_error = None
     names = set(latest)
     try:
@@ -95,6 +98,7 @@ def list_models() -> Response:
             "name": name, "evaluations": counts.get(name, 0),
             "latest": last.summary() if last is not None else None,
             "status": _status(last),
+            "estimate": records.get(name),  # the label-free estimate's track record (monitor/labels.py)
             "links": {"evaluations": url_for("api.list_evaluations", name=name, _external=False)},
         })
     return jsonify(models=models, registry_error=registry_error)
@@ -167,12 +171,16 @@ def _request_frame():  # noqa: ANN202 - a pandas DataFrame
 @bp.post("/models/<name>/batches")
 @require_token
 def push_batch(name: str) -> tuple[Response, int]:
-    """Evaluate a pushed batch now. Body: JSON records, CSV or Parquet with the inputs and the target."""
+    """Evaluate a pushed batch now. Body: JSON records, CSV or Parquet with the inputs and the target
+    (or without the target: its labels can come later, POST .../batches/<batch_id>/labels)."""
     frame = _request_frame()
     batch_id = request.headers.get("X-Batch-Id") or request.args.get("batch_id") or f"push-{uuid.uuid4().hex}"
     if len(batch_id) > 255:
         raise ApiError(400, "batch id too long", "use at most 255 characters in X-Batch-Id")
-    return _run(name, Batch(batch_id=batch_id, source="push", frame=frame, digest=rows_digest(frame)))
+    # ?id_column=: a column that is not an input, kept to join labels sent later (monitor/labels.py).
+    meta = {"id_column": request.args["id_column"]} if request.args.get("id_column") else {}
+    return _run(name, Batch(batch_id=batch_id, source="push", frame=frame, digest=rows_digest(frame),
+                            meta=meta))
 
 
 @bp.post("/models/<name>/evaluate")

@@ -101,6 +101,9 @@ def create_app(settings: MonitorSettings | None = None) -> Flask:
 
     app.register_blueprint(ops.bp)
     app.register_blueprint(api.bp)
+    from monitor import labels_api
+
+    app.register_blueprint(labels_api.bp)
     # The dashboard (monitor/dashboard) is pages over the same data; registered when present.
     try:
         from monitor.dashboard import bp as dashboard_bp

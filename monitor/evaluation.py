@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from monitor import labels as labels_later
 from monitor.db import utcnow, write_lock
 from monitor.models import Evaluation, FeatureResult, ProcessedObject, ReferenceWindowRows
 from monitor.monitoring_runs import RunLogger
@@ -44,7 +45,8 @@ REPLACED_ON_RETRY = ("model_version", "alias", "source", "scenario", "status", "
                      "concept_drift", "prediction_drift", "drifted_features", "n_rows", "mse", "mae",
                      "baseline_mse", "baseline_mae", "report", "mlflow_run_id", "started_at", "finished_at",
                      "duration_seconds", "batch_digest", "task", "reference_kind", "reference_source",
-                     "accuracy", "baseline_accuracy")
+                     "accuracy", "baseline_accuracy", "labels", "n_labelled", "labels_received_at",
+                     "estimate")
 
 
 class DatabaseUnavailable(Exception):
@@ -107,6 +109,7 @@ class EvaluationService:
         transient = False
         run_payload: dict[str, Any] | None = None
         window_frame = None
+        pending = None  # an unlabelled batch: what completing it when its labels come needs
         loop_work = None
         try:
             version = version or self._resolve(model_name, alias, recent_ok=batch.source == "push")
@@ -115,7 +118,7 @@ class EvaluationService:
             model = self.registry.load(model_name, version, target=model_config.target,
                                        task=model_config.task)
             row.task = model.task
-            checked = validate_batch(batch.frame, model)
+            checked = validate_batch(batch.frame, model, id_column=batch.meta.get("id_column"))
             choice = None
             if checked.ok:
                 try:
@@ -130,12 +133,14 @@ class EvaluationService:
                 row.error = "data quality: " + "; ".join(checked.problems)
                 row.report = {"rejected": True, "problems": checked.problems, "details": checked.details}
             elif choice is not None and choice.collecting:
-                window_frame = checked.frame
-                self._fill_collecting(row, choice, len(window_frame))
+                # Only labelled rows can fill a reference window.
+                window_frame = checked.frame if checked.labelled else None
+                self._fill_collecting(row, choice, len(checked.frame) if checked.labelled else 0)
             elif choice is not None:
                 row.reference_kind, row.reference_source = choice.kind, choice.source
-                report, predictions = self._score(model, checked.frame, choice)
+                report, predictions, proba = self._score(model, checked.frame, choice)
                 self._fill_ok(row, report)
+                pending = labels_later.fill_labels(row, model, checked, choice.profile, predictions, proba)
                 features = _feature_rows(report)
                 if self.loop is not None:
                     loop_work = self.loop.before_store(model, checked.frame, predictions,
@@ -144,7 +149,8 @@ class EvaluationService:
                 # in the evaluation's transaction, so it is never lost and never doubled.
                 run_payload = {
                     "model": model_name, "version": version, "batch_id": batch.batch_id,
-                    "metrics": _mlflow_metrics(row, report), "result": self._result(row, report, predictions),
+                    "metrics": labels_later.run_metrics(row, _mlflow_metrics(row, report)),
+                    "result": {**self._result(row, report, predictions), "estimate": row.estimate},
                     "tags": {"driftline.source": batch.source, "driftline.scenario": batch.scenario or "",
                              "driftline.status": "ok", "driftline.task": model.task,
                              "driftline.reference": f"{choice.kind}: {choice.source}"[:500]}}
@@ -167,7 +173,7 @@ class EvaluationService:
         row.duration_seconds = time.perf_counter() - clock
         try:
             outcome = self._store(row, features, batch, run_payload, window_frame, fresh=not seen,
-                                  loop_work=loop_work)
+                                  loop_work=loop_work, pending=pending)
         except (OperationalError, SAInterfaceError) as exc:
             raise DatabaseUnavailable(f"monitor database unavailable: {_first_line(exc)}") from exc
         if run_payload is not None and not outcome.duplicate and self.runs is not None:
@@ -215,7 +221,9 @@ class EvaluationService:
 
         threading.Thread(target=renew, name="alias-renewal", daemon=True).start()
 
-    def _score(self, model: LoadedModel, frame: Any, choice: ReferenceChoice) -> tuple[Any, np.ndarray]:
+    def _score(self, model: LoadedModel, frame: Any, choice: ReferenceChoice) -> tuple[Any, np.ndarray, Any]:
+        """Report, predictions and (classifiers) probabilities; a batch without the target column is
+        scored without labels, keeping the concept tests' share of alpha for when they come."""
         from monitor.drift import DriftConfig, DriftDetector
 
         drift = self.config.drift_settings(model.name)
@@ -224,16 +232,19 @@ class EvaluationService:
         features = [f for f in model_features(model, frame.columns) if f in profile.features] \
             or list(profile.features)
         inputs = frame[[c.name for c in model.inputs]] if model.inputs else frame[features]
+        labelled = model.target in frame.columns
         if profile.classification is not None:
             predictions = _in_chunks(model.predict, inputs)
+            proba = _in_chunks(model.predict_proba, inputs, flat=False)
             report = detector.score(frame[list(profile.features)], predictions=predictions,
-                                    labels=frame[model.target].to_numpy(),
-                                    probabilities=_in_chunks(model.predict_proba, inputs, flat=False))
-            return report, predictions
+                                    labels=frame[model.target].to_numpy() if labelled else None,
+                                    probabilities=proba, labels_later=not labelled)
+            return report, predictions, proba
         predictions = np.asarray(_in_chunks(model.predict, inputs), dtype=float)
         report = detector.score(frame[list(profile.features)], predictions=predictions,
-                                labels=frame[model.target].to_numpy(dtype=float))
-        return report, predictions
+                                labels=frame[model.target].to_numpy(dtype=float) if labelled else None,
+                                labels_later=not labelled)
+        return report, predictions, None
 
     @staticmethod
     def _fill_collecting(row: Evaluation, choice: ReferenceChoice, rows: int) -> None:
@@ -305,7 +316,7 @@ class EvaluationService:
 
     def _store(self, row: Evaluation, features: list[FeatureResult], batch: Batch,
                run_payload: dict[str, Any] | None = None, window_frame: Any = None,
-               fresh: bool = False, loop_work: Any = None) -> Outcome:
+               fresh: bool = False, loop_work: Any = None, pending: Any = None) -> Outcome:
         """Insert (or replace a failed attempt), run listeners, commit — all in one transaction.
 
         A unique key may be taken by a concurrent transaction: this batch (another worker stored it:
@@ -316,7 +327,8 @@ class EvaluationService:
         for attempt in range(STORE_ATTEMPTS):
             try:
                 return self._store_once(_copy_evaluation(row), [_copy_feature(f) for f in features], batch,
-                                        run_payload, window_frame, fresh and attempt == 0, loop_work)
+                                        run_payload, window_frame, fresh and attempt == 0, loop_work,
+                                        pending)
             except IntegrityError:
                 existing = self._existing(row.model_name, row.batch_id, row.batch_digest)
                 if existing is not None:
@@ -329,7 +341,7 @@ class EvaluationService:
 
     def _store_once(self, row: Evaluation, features: list[FeatureResult], batch: Batch,
                     run_payload: dict[str, Any] | None, window_frame: Any, fresh: bool,
-                    loop_work: Any = None) -> Outcome:
+                    loop_work: Any = None, pending: Any = None) -> Outcome:
         with write_lock(self.sessions), self.sessions() as session, session.begin():
             previous = None if fresh else \
                 session.scalar(_by_batch(row.model_name, row.batch_id).with_for_update())
@@ -359,6 +371,8 @@ class EvaluationService:
                 enqueue_run(session, target, run_payload)
             if loop_work is not None and target.status == "ok":
                 self.loop.in_store(session, target, loop_work)
+            if pending is not None and target.status == "ok":
+                labels_later.keep_pending(session, target, pending)
             for listener in self.listeners:
                 listener(session, target)
             session.flush()

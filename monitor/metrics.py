@@ -147,6 +147,9 @@ def make_registry(sessions: sessionmaker) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(sessions))
     registry.register(RunBacklogCollector(sessions))
+    from monitor.labels import EstimateCollector
+
+    registry.register(EstimateCollector(sessions))
     try:
         from monitor.alerts.metrics import AlertsCollector
     except ImportError:

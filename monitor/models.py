@@ -61,6 +61,12 @@ class Evaluation(Base):
     reference_source: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     accuracy: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
     baseline_accuracy: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    # Labels later (0007): at_push | pending | received; the label-free estimate with its interval
+    # (and, once labels came, its error); rows that got a label.
+    labels: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    n_labelled: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    labels_received_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    estimate: Mapped[dict | None] = mapped_column(sa.JSON, nullable=True)
 
     features: Mapped[list[FeatureResult]] = relationship(
         back_populates="evaluation", cascade="all, delete-orphan", order_by="FeatureResult.id")
@@ -80,6 +86,8 @@ class Evaluation(Base):
             "reference": {"kind": self.reference_kind, "source": self.reference_source},
             "performance": (self.report or {}).get("performance") or {},
             "collecting": (self.report or {}).get("collecting"),
+            "labels": self.labels, "n_labelled": self.n_labelled,
+            "labels_received_at": _iso(self.labels_received_at), "estimate": self.estimate,
         }
 
     def full(self) -> dict[str, Any]:
@@ -227,3 +235,43 @@ class MissedSlot(Base):
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+class BatchLabels(Base):
+    """What an unlabelled batch needs to be completed when its labels come (inputs, predictions,
+    probabilities, the id column: Parquet, zstd), then the digest of the labels it got.
+
+    ``data`` is dropped once the labels are in (the digest answers a repeat: same labels 200, other
+    labels 409), and pruned after ``ALERT_HISTORY_RETENTION_DAYS`` when they never come."""
+
+    __tablename__ = "batch_labels"
+    __table_args__ = (sa.UniqueConstraint("evaluation_id", name="uq_batch_labels_evaluation"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    evaluation_id: Mapped[int] = mapped_column(sa.ForeignKey("evaluations.id", ondelete="CASCADE"))
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    batch_id: Mapped[str] = mapped_column(sa.String(255))
+    id_column: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    n_rows: Mapped[int] = mapped_column(sa.Integer)
+    data: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    labels_digest: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+    received_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+
+
+class StoredEstimator(Base):
+    """The label-free performance estimator of a version, fitted with its reference profile.
+
+    A scikit-learn model serialised with pickle: only the monitor writes this table, and the key
+    carries the scikit-learn version, so another version refits instead of unpickling."""
+
+    __tablename__ = "performance_estimators"
+    __table_args__ = (sa.UniqueConstraint("model_name", "model_version", "key",
+                                          name="uq_performance_estimators_key"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    model_version: Mapped[str] = mapped_column(sa.String(64))
+    key: Mapped[str] = mapped_column(sa.String(255))
+    estimator: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)  # None: none possible
+    created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)

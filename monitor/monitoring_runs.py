@@ -151,10 +151,15 @@ class RunLogger:
         payload = row.payload
         row.attempts += 1
         try:
-            run_id = self.registry.log_evaluation(
-                model=payload["model"], version=payload["version"], batch_id=payload["batch_id"],
-                metrics=payload["metrics"], result=payload["result"], tags=payload["tags"],
-                run_key=row.run_key)
+            if payload.get("late"):  # labels came after the run was logged (monitor/labels.py)
+                late = payload["late"]
+                run_id = self.registry.log_late(run_id=late["run_id"], metrics=late["metrics"],
+                                                result=late["result"], key=late["key"])
+            else:
+                run_id = self.registry.log_evaluation(
+                    model=payload["model"], version=payload["version"], batch_id=payload["batch_id"],
+                    metrics=payload["metrics"], result=payload["result"], tags=payload["tags"],
+                    run_key=row.run_key)
         except Exception as exc:  # noqa: BLE001 - tracking down or a bad answer: retry with backoff
             delay = min(BACKOFF_MAX_SECONDS, 2.0 ** min(row.attempts, 12))
             row.next_attempt_at = utcnow() + timedelta(seconds=delay)

@@ -55,15 +55,37 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
                 "responses": {"200": _json(EVALUATION, "the evaluation"), **_errors(404)}}},
             "/api/models/{name}/batches": {"post": {
-                "summary": "Push a batch (inputs + target) and evaluate it now", "security": write,
+                "summary": "Push a batch (inputs, with or without the target) and evaluate it now",
+                "security": write,
                 "parameters": [name, {"name": "X-Batch-Id", "in": "header", "schema": {"type": "string"},
                                       "description": "idempotency key: a repeat with the same rows returns "
-                                                     "the first result (200), with other rows 409"}],
+                                                     "the first result (200), with other rows 409"},
+                               {"name": "id_column", "in": "query", "schema": {"type": "string"},
+                                "description": "a row id column (not an input), kept to join "
+                                               "labels sent later"}],
                 "requestBody": batch_body,
                 "responses": {"201": _json(EVALUATION, "evaluated"),
                               "200": _json(EVALUATION, "already evaluated"),
                               "202": _json(EVALUATION, "added to the version's reference window, no verdict"),
                               **_errors(400, 401, 404, 409, 413, 415, 422, 500, 503)}}},
+            "/api/models/{name}/batches/{batch_id}/labels": {"post": {
+                "summary": "Labels for a batch pushed without its target: completes its evaluation (concept "
+                           "drift, realized performance, the estimate's error) and MLflow run",
+                "security": write,
+                "parameters": [name, {"name": "batch_id", "in": "path", "required": True,
+                                      "schema": {"type": "string"}},
+                               {"name": "id_column", "in": "query", "schema": {"type": "string"},
+                                "description": "join on this column (the batch was pushed with the "
+                                               "same ?id_column=); without it, one label per pushed "
+                                               "row in order"}],
+                "requestBody": batch_body,
+                "responses": {"200": _json(EVALUATION, "completed, or the same labels again"),
+                              **_errors(400, 401, 404, 409, 413, 415, 422, 503)}}},
+            "/api/models/{name}/estimate": {"get": {
+                "summary": "Track record of the label-free estimate: mean absolute relative error, interval "
+                           "coverage, unreliable flag",
+                "parameters": [name],
+                "responses": {"200": _json({"type": "object"}, "track record")}}},
             "/api/models/{name}/versions/{version}/reference": {"put": {
                 "summary": "Upload a reference (inputs + target) for one version; replaces the window",
                 "security": write,
@@ -127,6 +149,13 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "drifted_features": {"type": "array", "items": {"type": "string"}},
                     "mse": {"type": "number", "nullable": True}, "mae": {"type": "number", "nullable": True},
                     "mlflow_run_id": {"type": "string", "nullable": True},
+                    "labels": {"type": "string", "enum": ["at_push", "pending", "received"],
+                               "nullable": True},
+                    "n_labelled": {"type": "integer", "nullable": True},
+                    "labels_received_at": {"type": "string", "nullable": True},
+                    "estimate": {"type": "object", "nullable": True,
+                                 "description": "label-free estimate: metrics.{mse,mae|accuracy,macro_f1}."
+                                                "{estimate,lower,upper}, confidence, judged (after labels)"},
                     "report": {"type": "object"},
                     "feature_results": {"type": "array", "items": {"type": "object"}}}},
             },

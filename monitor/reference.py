@@ -180,6 +180,8 @@ class ProfileStore:
                 if key in self._cache:
                     return self._cache[key]
             profile = self._load_stored(key)
+            if profile is not None and not self._attach_estimator(key, profile):
+                profile = None  # stored before label-free estimation: rebuilt once, with its estimator
             if profile is None:
                 profile = build()
                 if profile is None:
@@ -247,6 +249,17 @@ class ProfileStore:
                                           profile=profile.to_bytes()))
         except IntegrityError:
             pass  # another process stored the same profile first: both are built from the same data
+        from monitor.estimators import store_estimator
+
+        store_estimator(self.sessions, key, getattr(profile, "estimator", None))
+
+    def _attach_estimator(self, key: tuple[str, str, str], profile: Any) -> bool:
+        """Load the version's label-free estimator beside its stored profile; False when none was stored."""
+        from monitor.estimators import load_estimator
+
+        found, estimator = load_estimator(self.sessions, key)
+        profile.estimator = estimator
+        return found
 
 
 def model_features(model: LoadedModel, columns: Any) -> list[str]:
@@ -285,13 +298,32 @@ def build_profile_from(model: LoadedModel, drift: dict[str, Any], data: Referenc
         profile.classification = fit_classification(labels, predicted, proba, model.classes,
                                                     config.psi_bins)
         profile.metadata["target"] = model.target
+        profile.estimator = fit_estimator(model, outputs, features, predicted, labels, proba,
+                                          profile.classification.classes)
         return profile
     predictions = np.asarray(model.predict(outputs[features]), dtype=float).reshape(-1)
     baseline = DriftDetector(config).fit(outputs[features], predictions=predictions,
                                          labels=outputs[model.target].to_numpy(dtype=float))
     profile.predictions = baseline.profile_.predictions
     profile.residuals = baseline.profile_.residuals
+    profile.estimator = fit_estimator(model, outputs, features, predictions,
+                                      outputs[model.target].to_numpy(dtype=float), None)
     return profile
+
+
+def fit_estimator(model: LoadedModel, outputs: pd.DataFrame, features: list[str], predictions: Any,
+                  labels: Any, proba: Any, classes: list[str] | None = None) -> Any:
+    """The label-free performance estimator (monitor/estimation.py) from the reference's labelled rows,
+    or None when it cannot be fitted: then batches without labels get no estimate, nothing else changes."""
+    from monitor import estimation
+
+    try:
+        if model.task == "classification":
+            return estimation.fit_classifier_estimator(labels, predictions, proba, list(classes or []))
+        return estimation.fit_regression_estimator(outputs[features], features, predictions, labels)
+    except Exception as exc:  # noqa: BLE001 - an estimate is an extra: never block the drift verdicts
+        log.warning("no performance estimator for %s v%s: %s", model.name, model.version, exc)
+        return None
 
 
 def build_profile(registry: Registry, model: LoadedModel, drift: dict[str, Any]) -> Any:

@@ -413,6 +413,24 @@ class Registry:
             raise  # with a run key the outbox retries and finishes this same run
         return run_id
 
+    def log_late(self, *, run_id: str, metrics: dict[str, float], result: dict[str, Any], key: str) -> str:
+        """Figures known only when the labels came, into the evaluation's (finished) run, once.
+
+        ``labels.json`` is written first (a rewrite is harmless), then the metrics and the tag
+        ``driftline.labels_key`` in one ``log_batch``: a retry that finds the tag logs nothing again."""
+        from mlflow.entities import Metric, RunTag
+
+        run = self._call("reading a monitoring run", self.client.get_run, run_id)
+        if run.data.tags.get("driftline.labels_key") == key:
+            return run_id
+        self._call("logging labels.json", self.client.log_text, run_id,
+                   json.dumps(result, indent=1, default=str), "labels.json")
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None]
+        self._call("logging the labels' metrics", self.client.log_batch, run_id, metrics=batch,
+                   tags=[RunTag("driftline.labels_key", key), RunTag("driftline.labels", "received")])
+        return run_id
+
     def find_runs(self, run_key: str) -> list[Any]:
         """Runs of the monitoring experiment tagged with this outbox key (normally none or one)."""
         experiment_id = self._experiment()

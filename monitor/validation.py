@@ -23,28 +23,47 @@ class ValidationResult:
     problems: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 
+    labelled: bool = True  # False: the target column was left out (its labels come later)
+    ids: pd.Series | None = None  # the id column named by the sender (joins labels sent later)
+
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
+def validate_batch(frame: pd.DataFrame, model: LoadedModel, id_column: str | None = None) -> ValidationResult:
+    """Inputs and target, or inputs only (labels later); ``id_column`` is set aside, not an input."""
     columns = [str(c) for c in frame.columns]
+    received = columns
+    problems: list[str] = []
+    ids = None
+    if id_column is not None:
+        if id_column not in columns:
+            problems.append(f"the id column {id_column!r} named in the request is not in the batch")
+        else:
+            ids = frame[frame.columns[columns.index(id_column)]].reset_index(drop=True)
+            columns = [c for c in columns if c != id_column]
+            if ids.isna().any() or ids.astype(str).duplicated().any():
+                problems.append(f"the id column {id_column!r} must hold one distinct, non-empty value "
+                                "per row")
     # No signature and no features tag: every column but the target is an input (checked against the
     # reference's columns when the batch is scored).
     expected = [c.name for c in model.inputs] or [c for c in columns if c != model.target]
-    wanted = [*expected, model.target]
+    # The target may be left out (its labels come later, POST .../batches/<id>/labels); the inputs may not.
+    labelled = model.target in columns
+    wanted = [*expected, model.target] if labelled else list(expected)
     missing = [c for c in wanted if c not in columns]
     extra = [c for c in columns if c not in wanted]
-    details: dict[str, Any] = {"expected_columns": wanted, "received_columns": columns, "rows": len(frame)}
-    problems: list[str] = []
+    details: dict[str, Any] = {"expected_columns": [*expected, model.target], "received_columns": received,
+                               "rows": len(frame), "labelled": labelled}
     if len(frame) == 0:
         problems.append("the batch has no rows")
     if missing:
-        problems.append(f"missing column(s) {missing}: send every model input and the target "
-                        f"'{model.target}'")
+        problems.append(f"missing column(s) {missing}: send every model input (and the target "
+                        f"'{model.target}', or its labels later)")
     if extra:
-        problems.append(f"unexpected column(s) {extra}: send only {wanted}")
+        problems.append(f"unexpected column(s) {extra}: send only {[*expected, model.target]} (the target "
+                        "may come later)")
     if problems:
         return ValidationResult(None, problems, {**details, "missing": missing, "unexpected": extra})
 
@@ -95,4 +114,4 @@ def validate_batch(frame: pd.DataFrame, model: LoadedModel) -> ValidationResult:
     if problems:
         return ValidationResult(None, problems, details)
     # float64 columns are passed through without a copy (a 1M x 20 batch is 160 MB per copy).
-    return ValidationResult(pd.DataFrame(clean, copy=False), [], details)
+    return ValidationResult(pd.DataFrame(clean, copy=False), [], details, labelled=labelled, ids=ids)

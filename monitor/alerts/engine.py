@@ -25,7 +25,14 @@ from monitor.alerts.episodes import close_episode, open_episode
 from monitor.alerts.lifecycle import firing_notice_due, observe, resolved_notice_due
 from monitor.alerts.models import Alert, Delivery, Silence, aware
 from monitor.alerts.payloads import alert_document
-from monitor.alerts.rules import EvaluationLike, Signal, alert_labels, evaluate_rules, fingerprint
+from monitor.alerts.rules import (
+    EvaluationLike,
+    Signal,
+    _performance,
+    alert_labels,
+    evaluate_rules,
+    fingerprint,
+)
 from monitor.db import utcnow
 
 log = logging.getLogger("monitor.alerts")
@@ -105,6 +112,58 @@ class AlertEngine:
 
     def __call__(self, session: Session, evaluation: EvaluationLike) -> None:
         self.on_evaluation(session, evaluation)
+
+    def on_labels(self, session: Session, evaluation: EvaluationLike, now: datetime | None = None) -> None:
+        """Labels completed an evaluation (monitor/labels.py), in that transaction: the rules that had
+        no opinion without labels (concept drift, performance) read it now, once; the estimate's alert
+        is settled: resolved, its annotation saying whether the labels confirmed it."""
+        from monitor.alerts.rules import _concept_drift, _performance
+
+        now = now or utcnow()
+        silences = active_silences(session, now)
+        version = str(evaluation.model_version)
+        for signal in (_concept_drift(evaluation), _performance(evaluation, self.config.rules)):
+            if signal is not None:
+                fp = fingerprint(alert_labels(signal.alertname, evaluation.model_name, version))
+                self._apply(session, evaluation, signal, fp, self._lock_alert(session, fp),
+                            lambda: silences, now)
+        self._settle_estimate(session, evaluation, now)
+
+    def _settle_estimate(self, session: Session, ev: EvaluationLike, now: datetime) -> None:
+        labels = alert_labels("estimated_performance_degradation", ev.model_name, str(ev.model_version))
+        alert = self._lock_alert(session, fingerprint(labels))
+        if alert is None or alert.state not in ("firing", "pending") or \
+                (alert.last_evaluation_id or 0) > ev.id:
+            return  # a later batch's estimate speaks for the alert now
+        _normalise_times(alert)
+        performance = _performance(ev, self.config.rules)
+        confirmed = performance is not None and performance.bad
+        estimate = getattr(ev, "estimate", None) or {}
+        judged = (estimate.get("judged") or {}).get(estimate.get("primary")) or {}
+        realized = judged.get("realized")
+        text = (f"labels of batch {ev.batch_id} arrived: realized {estimate.get('primary', 'error')} "
+                f"{realized:.3g}; " if isinstance(realized, int | float) else
+                f"labels of batch {ev.batch_id} arrived; ")
+        text += ("degradation confirmed (performance_degradation)" if confirmed
+                 else "degradation not confirmed")
+        alert.bad_streak = alert.clean_streak = 0
+        if alert.state == "pending":
+            alert.state = "inactive"
+            return
+        alert.state, alert.ends_at = "resolved", now
+        alert.annotations = {**alert.annotations, "resolved_by": text,
+                             "resolved_evaluation_url": self.evaluation_url(ev.id) or "",
+                             "confirmed": "true" if confirmed else "false"}
+        close_episode(session, alert, now, ev.id, text)
+        session.flush()
+        if alert.notified:
+            self.enqueue(session, alert, "resolved", now, ev.id)
+
+    def _lock_alert(self, session: Session, fp: str) -> Alert | None:
+        stmt = sa.select(Alert).where(Alert.fingerprint == fp)
+        if _is_postgres(session):
+            stmt = stmt.with_for_update()
+        return session.scalars(stmt).first()
 
     def _apply(self, session: Session, ev: EvaluationLike, signal: Signal, fp: str, alert: Alert | None,
                silences: Callable[[], Sequence[Silence]], now: datetime) -> None:

@@ -1,7 +1,8 @@
 """Retention of the alerts' history (``ALERT_HISTORY_RETENTION_DAYS``, default 90).
 
 Sent and dropped outbox rows, resolved episodes and caught-up missed slots older than the retention
-are deleted; pending rows, open episodes and the ``alerts`` rows (each identity's current state) are
+are deleted, and so are the rows kept for labels that never came (``batch_labels.data``); pending
+rows, open episodes and the ``alerts`` rows (each identity's current state) are
 never pruned. Run by the delivery job on the scheduler leader, at most once per ``PRUNE_EVERY``.
 """
 
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from monitor.alerts.models import AlertEpisode, Delivery
-from monitor.models import MissedSlot
+from monitor.models import BatchLabels, MissedSlot
 
 PRUNE_EVERY = timedelta(hours=1)
 
@@ -30,4 +31,9 @@ def prune(session: Session, now: datetime, keep: timedelta) -> dict[str, int]:
     missed = session.execute(sa.delete(MissedSlot).where(MissedSlot.caught_up_at.is_not(None),
                                                          MissedSlot.caught_up_at < cutoff)
                              .execution_options(synchronize_session=False)).rowcount
-    return {"deliveries": deliveries, "episodes": episodes, "missed_slots": missed}
+    # Rows kept for labels that never came (monitor/labels.py): the evaluation stays, its rows go.
+    unlabelled = session.execute(sa.update(BatchLabels).where(BatchLabels.data.is_not(None),
+                                                              BatchLabels.created_at < cutoff)
+                                 .values(data=None).execution_options(synchronize_session=False)).rowcount
+    return {"deliveries": deliveries, "episodes": episodes, "missed_slots": missed,
+            "unlabelled_batches": unlabelled}

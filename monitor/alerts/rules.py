@@ -16,11 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 SERVICE = "driftline-monitor"
-RULES = ("data_drift", "concept_drift", "performance_degradation", "data_quality", "monitor_failure")
+RULES = ("data_drift", "concept_drift", "performance_degradation", "data_quality", "monitor_failure",
+         "estimated_performance_degradation")
 SEVERITY = {
     "data_drift": "warning",
     "concept_drift": "critical",
     "performance_degradation": "critical",
+    # From the label-free estimate of a batch whose labels have not come (monitor/estimation.py):
+    # a warning, settled (resolved, and confirmed or not) when the labels arrive.
+    "estimated_performance_degradation": "warning",
     "data_quality": "warning",
     "monitor_failure": "critical",
     "dependency_down": "critical",  # from probes (monitor.alerts.dependency), not from evaluations
@@ -94,6 +98,7 @@ def evaluate_rules(evaluation: EvaluationLike, policy: RulePolicy = RulePolicy()
         _performance(evaluation, policy),
         _data_quality(evaluation),
         _monitor_failure(evaluation),
+        estimated_performance(evaluation, policy),
     ]
     return [s for s in signals if s is not None]
 
@@ -162,6 +167,37 @@ def _performance(ev: EvaluationLike, policy: RulePolicy) -> Signal | None:
                      for m, (r, b, v) in worse.items())
     return Signal("performance_degradation", True,
                   f"Performance degraded on {ev.model_name} v{ev.model_version}: {text}")
+
+
+def estimated_performance(ev: EvaluationLike, policy: RulePolicy) -> Signal | None:
+    """The estimate of a batch still waiting for its labels against the reference's figure: for
+    regression estimated MSE / baseline MSE, for classifiers estimated error rate / baseline error rate."""
+    estimate = getattr(ev, "estimate", None)
+    if not _ok(ev) or getattr(ev, "labels", None) != "pending" or not isinstance(estimate, Mapping):
+        return None
+    primary = estimate.get("primary")
+    block = (estimate.get("metrics") or {}).get(primary) or {}
+    baseline = (estimate.get("baseline") or {}).get(primary)
+    value = block.get("estimate")
+    if not all(isinstance(v, int | float) for v in (value, baseline)):
+        return None
+    if primary == "accuracy":
+        name, value, baseline = "error rate", 1 - value, 1 - baseline
+        lower, upper = 1 - block.get("upper", value), 1 - block.get("lower", value)
+    else:
+        name, lower, upper = primary.upper(), block.get("lower", value), block.get("upper", value)
+    if not baseline or baseline <= 0:
+        return None
+    ratio = value / baseline
+    interval = f"{_num(lower)}–{_num(upper)}, {round(100 * float(estimate.get('confidence') or 0.9))} %"
+    text = (f"estimated {name} {_num(value)} ({interval} interval) against {_num(baseline)} on the "
+            f"reference (×{ratio:.2f}, limit ×{policy.performance_ratio:g}); labels not in yet")
+    if ratio < policy.performance_ratio:
+        return Signal("estimated_performance_degradation", False,
+                      f"{ev.model_name} v{ev.model_version}: {text}")
+    return Signal("estimated_performance_degradation", True,
+                  f"Estimated performance degradation on {ev.model_name} v{ev.model_version}: {text}",
+                  {"estimated": _num(value), "interval": interval})
 
 
 def _data_quality(ev: EvaluationLike) -> Signal | None:

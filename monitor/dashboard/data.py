@@ -29,6 +29,7 @@ ALERT_STATUS = {
     "monitor_failure": "failing",
     "concept_drift": "degraded",
     "performance_degradation": "degraded",
+    "estimated_performance_degradation": "degraded",
     "data_drift": "drifting",
     "data_quality": "drifting",
 }
@@ -437,6 +438,8 @@ def model_page(session: Any, monitor: Any, registry_view: RegistryView, name: st
         "metrics": metrics_for(name, reg["history"], episode_spans(session, alerts, name), registry_view,
                                now),
         "charts": model_charts(rows, reg["history"], monitor.settings.champion_alias),
+        "estimate_chart": estimate_chart([r for r in rows if r.status == "ok"]),
+        "track_record": _track_record(session, name),
         "challengers": challenger_section(session, name, {r.id: r for r in rows}),
     }
 
@@ -477,6 +480,35 @@ def challenger_section(session: Any, name: str, evaluations: dict[int, Evaluatio
     return {**found, "charts": charts}
 
 
+def _track_record(session: Any, name: str) -> dict[str, Any]:
+    from monitor.labels import track_record_of
+
+    return track_record_of(session, name).as_dict()
+
+
+def estimate_chart(ok: list[Evaluation]) -> dict[str, Any] | None:
+    """Estimated and realized error of the primary metric on one chart, the interval as a band
+    (lower and upper bound, the band filled between them). None when no evaluation has an estimate."""
+    with_estimate = [r for r in ok if isinstance(r.estimate, dict) and r.estimate.get("metrics")]
+    if not with_estimate:
+        return None
+    primary = with_estimate[-1].estimate.get("primary") or "mse"
+    blocks = [((r.estimate or {}).get("metrics") or {}).get(primary) or {} for r in ok]
+    realized = [{"mse": r.mse, "accuracy": r.accuracy}.get(primary) if r.labels != "pending" else None
+                for r in ok]
+    label = primary.upper() if primary in ("mse", "mae") else primary
+    confidence = round(100 * float(with_estimate[-1].estimate.get("confidence") or 0.9))
+    return {"labels": [_label(r.finished_at) for r in ok], "ids": [r.id for r in ok],
+            "datasets": [
+                {"label": f"{confidence} % interval (lower)", "data": [b.get("lower") for b in blocks],
+                 "band": True},
+                {"label": f"{confidence} % interval (upper)", "data": [b.get("upper") for b in blocks],
+                 "band": True, "fill": "-1"},
+                {"label": f"estimated {label}", "data": [b.get("estimate") for b in blocks], "dashed": True},
+                {"label": f"realized {label}", "data": realized},
+            ]}
+
+
 def model_charts(
     rows: list[Evaluation], history: list[dict[str, Any]], champion_alias: str
 ) -> dict[str, Any]:
@@ -484,7 +516,7 @@ def model_charts(
     ok = [r for r in rows if r.status == "ok"]
     labels = [_label(r.finished_at) for r in ok]
     ids = [r.id for r in ok]
-    if any(r.accuracy is not None for r in ok):
+    if any(r.accuracy is not None or r.task == "classification" for r in ok):
         perf = [(r.report or {}).get("performance") or {} for r in ok]
         errors = [
             {"label": "accuracy", "data": [r.accuracy for r in ok]},

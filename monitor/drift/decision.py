@@ -78,7 +78,8 @@ def joint_applies(config: DriftConfig) -> bool:
     )
 
 
-def correct(results: Iterable[TestResult], config: DriftConfig, joint: TestResult | None = None) -> int:
+def correct(results: Iterable[TestResult], config: DriftConfig, joint: TestResult | None = None,
+            reserved: dict[str, int] | None = None) -> int:
     """Adjust every p-value of the batch as one family; returns the family size.
 
     With ``alpha_split="by_kind"`` each kind k (data, concept, prediction) with m_k of the m tests is
@@ -91,9 +92,13 @@ def correct(results: Iterable[TestResult], config: DriftConfig, joint: TestResul
     so its adjusted p-value is max(joint p, Holm-adjusted p). Gating a procedure that already controls
     the family-wise error only removes rejections, and without any drift the joint test alone is at
     level alpha_data, so the data kind's family-wise error stays at or under its share.
+
+    ``reserved`` counts tests per kind that will join later (a batch pushed without labels: its
+    concept tests run when the labels come). They count in m, so every kind tested now gets the level
+    it would have had with the labels, and the tests that come later find their share of alpha unspent.
     """
     family = [r for r in results if r.p_value is not None and r.decides]
-    m = len(family)
+    m = len(family) + sum((reserved or {}).values())
     split = config.alpha_split == "by_kind" and config.correction != "none"
     groups: dict[str, list[TestResult]] = {}
     for result in family:

@@ -101,11 +101,14 @@ class DriftDetector:
 
     # --- score ---------------------------------------------------------------------------------------
     def score(self, current: pd.DataFrame, predictions: Any = None, labels: Any = None,
-              probabilities: Any = None) -> DriftReport:
+              probabilities: Any = None, labels_later: bool = False) -> DriftReport:
         """Score one batch against the profile; only the batch is processed.
 
         For a classifier's profile (``profile_.classification``), ``predictions`` are predicted classes,
         ``labels`` the true classes and ``probabilities`` an optional (rows, classes) array.
+        ``labels_later``: the batch has no labels yet but will get them; the tests the labels will
+        bring keep their share of alpha (``decision.correct``'s ``reserved``), so the verdicts decided
+        now are at the levels a labelled batch would have, and the later ones too.
         """
         profile = self._fitted_profile()
         config = self.config
@@ -154,7 +157,9 @@ class DriftDetector:
         feature_results = [r for per in features.values() for r in per.values()]
         all_results = feature_results + list(concept_results.values()) + list(prediction_results.values())
         joint = _score_joint(profile, current, by_name, feature_results, config)
-        family_size = decision.correct(all_results, config, joint)
+        reserved = _reserved(profile, predictions, probabilities, config) \
+            if labels_later and labels is None else None
+        family_size = decision.correct(all_results, config, joint, reserved)
         joint_results = {} if joint is None else {joint.test: joint}
 
         data_verdict = decision.verdict("data_drift", [*joint_results.values(), *feature_results])
@@ -211,6 +216,21 @@ class DriftDetector:
 
 
 # --- helpers -------------------------------------------------------------------------------------------
+def _reserved(profile: ReferenceProfile, predictions: Any, probabilities: Any,
+              config: DriftConfig) -> dict[str, int]:
+    """The p-value tests labels would add to this batch's family, per kind."""
+    if predictions is None:
+        return {}
+    base = profile.classification
+    if base is None:
+        if profile.residuals is None:
+            return {}
+        return {"concept": int(get_test(config.residual_test).has_pvalue)}
+    concept_tests = 1 if (isinstance(base.loss, NumericProfile) and probabilities is not None
+                          and base.has_proba) or isinstance(base.loss, CategoricalProfile) else 0
+    return {"concept": concept_tests, "data": 1}  # data: the label-drift chi-square
+
+
 def _map(fn: Callable[[T], R], items: Iterable[T], parallel: bool, n_jobs: int | None) -> list[R]:
     items = list(items)
     workers = min(len(items), n_jobs or os.cpu_count() or 1)

@@ -53,7 +53,7 @@ def test_overview_lists_every_model_with_status_champion_and_alerts(dashboard, p
 def test_model_page_charts_errors_scores_share_and_alias_moves(dashboard, page):
     open_page(page, model_url(dashboard, dashboard.drifting))
     page.wait_for_function(
-        "() => document.querySelectorAll('canvas[data-chart]').length === 4 && "
+        "() => document.querySelectorAll('canvas[data-chart]').length === 5 && "
         "Array.from(document.querySelectorAll('canvas')).every(c => Chart.getChart(c))"
     )
     found = charts(page)
@@ -61,6 +61,12 @@ def test_model_page_charts_errors_scores_share_and_alias_moves(dashboard, page):
     assert found["chart-errors"]["series"] == 4 and found["chart-errors"]["points"] == [points] * 4
     assert found["chart-scores"]["series"] == 2 and found["chart-scores"]["points"] == [points] * 2
     assert found["chart-share"]["series"] == 1 and found["chart-share"]["points"] == [points]
+    # Labels later: estimated and realized error on one chart, the interval as a filled band.
+    assert found["chart-estimate"]["series"] == 4 and found["chart-estimate"]["points"] == [points] * 4
+    band = page.evaluate(
+        "() => Chart.getChart(document.getElementById('chart-estimate')).data.datasets[1].fill")
+    assert band == "-1"
+    assert "Track record over" in page.locator("#estimate-track-record").inner_text()
     drift_charts = {k: c for k, c in found.items() if not k.startswith("chart-challenger-")}
     assert {c["markers"] for c in drift_charts.values()} == {2}  # v1 and v2 became champion
     # The 4th: v2 against previous v1 on its batches since the promotion (the rollback guard).

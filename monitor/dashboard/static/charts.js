@@ -42,6 +42,12 @@
     var kind = canvas.getAttribute("data-kind") || "line";
     var datasets = (payload.datasets || []).map(function (d, i) {
       var color = PALETTE[i % PALETTE.length];
+      if (d.band) {  // an interval bound: no line of its own; the upper one fills down to the lower
+        return {
+          label: d.label, data: d.data, borderColor: "#93c5fd", backgroundColor: "#93c5fd55",
+          borderWidth: 1, pointRadius: 0, spanGaps: true, tension: 0, fill: d.fill || false
+        };
+      }
       return {
         label: d.label, data: d.data, borderColor: color,
         backgroundColor: kind === "bar" ? color + "88" : color,
