@@ -1,4 +1,4 @@
-"""Tables of the closed loop (migration ``0008_challengers``): challengers' paired scores, the
+"""Tables of the closed loop (migration ``0006_challengers``): challengers' paired scores, the
 sequential test per (champion, other version), promotion/rollback decisions, retraining requests.
 
 Guarantees carried by the schema:

@@ -6,7 +6,7 @@ import contextlib
 
 from alembic import context
 
-import monitor.loop_models  # noqa: F401 - the closed loop's tables (revision 0008_challengers)
+import monitor.loop_models  # noqa: F401 - the closed loop's tables (revision 0006_challengers)
 import monitor.models  # noqa: F401 - registers the monitor's tables on Base.metadata
 from monitor.db import Base, make_engine
 

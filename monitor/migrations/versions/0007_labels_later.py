@@ -1,7 +1,7 @@
 """Labels later: unlabelled batches completed when their labels arrive, and label-free estimates.
 
 Revision ID: 0007_labels_later
-Revises: 0008_challengers
+Revises: 0006_challengers
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_labels_later"
-down_revision = "0008_challengers"  # re-chained after merging main (issue 15 landed first)
+down_revision = "0006_challengers"
 branch_labels = None
 depends_on = None
 

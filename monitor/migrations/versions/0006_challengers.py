@@ -1,7 +1,7 @@
 """Challengers on live batches, their sequential tests, promotion/rollback decisions, retraining
 requests and the labelled rows kept for retraining.
 
-Revision ID: 0008_challengers
+Revision ID: 0006_challengers
 Revises: 0005_operations
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_challengers"
+revision = "0006_challengers"
 down_revision = "0005_operations"
 branch_labels = None
 depends_on = None
