@@ -77,8 +77,9 @@ class EvaluationService:
 
     # --- entry point -------------------------------------------------------------------------------
     def evaluate(self, model_name: str, batch: Batch, *, alias: str | None = None,
-                 version: str | None = None) -> Outcome:
-        """Evaluate ``batch`` against the model version ``alias`` points at now (or ``version``)."""
+                 version: str | None = None, resolved: str | None = None) -> Outcome:
+        """Evaluate ``batch`` against the model version ``alias`` points at now (or ``version``);
+        ``resolved`` is the alias's version as a scheduled round resolved it for all models at once."""
         alias = None if version else (alias or self.settings.champion_alias)
         started = utcnow()
         clock = time.perf_counter()
@@ -98,7 +99,8 @@ class EvaluationService:
         run_payload: dict[str, Any] | None = None
         window_frame = None
         try:
-            version = version or self._resolve(model_name, alias, recent_ok=batch.source == "push")
+            version = version or resolved or self._resolve(model_name, alias,
+                                                           recent_ok=batch.source == "push")
             row.model_version = version
             model_config = self.config.model(model_name)
             model = self.registry.load(model_name, version, target=model_config.target,
@@ -236,7 +238,7 @@ class EvaluationService:
                 "n_rows": row.n_rows, "started_at": row.started_at.isoformat(), "task": row.task,
                 "reference": {"kind": row.reference_kind, "source": row.reference_source},
                 "prediction_mean": float(np.mean(predictions)) if predictions.size and numeric else None,
-                "report": report.to_dict()}
+                "report": row.report}  # the dict _fill_ok made: serialised once
 
     def _existing(self, model_name: str, batch_id: str, digest: str | None) -> Outcome | None:
         """A finished (ok/rejected) evaluation of this batch; failed ones are retried.

@@ -7,9 +7,10 @@ through ``Registry.log_evaluation``. Guarantees:
 - Nothing lost: the row is durable with the evaluation. A process that dies leaves it pending; the
   next logger (any worker after a restart, the leader's periodic sweep) takes it.
 - One run per evaluation: claims are exclusive (``FOR UPDATE SKIP LOCKED`` held while logging on
-  PostgreSQL, so a crash releases the row at once; a lease on SQLite, released by ``serve`` at
-  start). The MLflow run carries the row's ``run_key``; a run created before a crash is found by
-  that key and finished (or, if finished already, just recorded), never created twice.
+  PostgreSQL, so a crash releases the row at once; on SQLite a lease claim (``monitor.claims``,
+  shared with the rounds' work units) released by ``serve`` at start). The MLflow run carries the
+  row's ``run_key``; a run created before a crash is found by that key and finished (or, if
+  finished already, just recorded), never created twice.
 - The evaluation row gets its ``mlflow_run_id`` when the run is finished.
 """
 
@@ -25,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.claims import claim
 from monitor.db import utcnow
 from monitor.models import Evaluation, MonitoringRun
 from monitor.registry import Registry
@@ -88,10 +90,12 @@ class RunLogger:
     def _dialect(self) -> str:
         return self.sessions.kw["bind"].dialect.name
 
+    @staticmethod
+    def _due_where() -> list[sa.ColumnElement[bool]]:
+        return [MonitoringRun.status == "pending", MonitoringRun.next_attempt_at <= utcnow()]
+
     def _due(self) -> sa.Select:
-        return (sa.select(MonitoringRun).where(MonitoringRun.status == "pending",
-                                               MonitoringRun.next_attempt_at <= utcnow())
-                .order_by(MonitoringRun.id).limit(1))
+        return sa.select(MonitoringRun).where(*self._due_where()).order_by(MonitoringRun.id).limit(1)
 
     def _one_locked(self) -> int | None:
         with self.sessions() as session, session.begin():
@@ -101,24 +105,15 @@ class RunLogger:
             return self._log(session, row)  # the row lock is held until this commit
 
     def _one_leased(self) -> int | None:
-        now = utcnow()
-        with self.sessions() as session:
-            with session.begin():
-                free = sa.or_(MonitoringRun.lease_until.is_(None), MonitoringRun.lease_until < now)
-                row = session.scalar(self._due().where(free))
-                if row is None:
-                    return None
-                claimed = session.execute(
-                    sa.update(MonitoringRun).where(MonitoringRun.id == row.id, free)
-                    .values(lease_owner=self.owner, lease_until=now + LEASE)
-                    .execution_options(synchronize_session=False)).rowcount
-            if claimed != 1:
-                return 0  # another worker took it: look again
-            with session.begin():
-                row = session.get(MonitoringRun, row.id, populate_existing=True)
-                result = self._log(session, row)
-                row.lease_owner, row.lease_until = None, None
-                return result
+        claimed = claim(self.sessions, MonitoringRun, where=self._due_where(), order_by=[MonitoringRun.id],
+                        owner=self.owner, lease=LEASE)
+        if not claimed:
+            return None
+        with self.sessions() as session, session.begin():
+            row = session.get(MonitoringRun, claimed[0], populate_existing=True)
+            result = self._log(session, row)
+            row.lease_owner, row.lease_until = None, None
+            return result
 
     def _log(self, session: Session, row: MonitoringRun) -> int:
         payload = row.payload
