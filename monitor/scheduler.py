@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import threading
 import time
 import uuid
@@ -155,7 +156,9 @@ class MonitorScheduler:
         # PostgreSQL: every process claims work units; SQLite: the leader evaluates everything.
         self.claims: RoundClaims | None = None
         if not self.lock.is_sqlite:
-            self.claims = RoundClaims(service.sessions, uuid.uuid4().hex, self.settings.claim_lease_seconds,
+            # The pid in the owner tells an operator (and the tests) which process holds a unit.
+            owner = f"{os.getpid()}:{uuid.uuid4().hex[:16]}"
+            self.claims = RoundClaims(service.sessions, owner, self.settings.claim_lease_seconds,
                                       self.settings.claim_batch_size)
 
     @property
