@@ -243,7 +243,7 @@ class WorkClaim(Base):
     slot: Mapped[int] = mapped_column(sa.BigInteger)
     model_name: Mapped[str] = mapped_column(sa.String(255))
     model_version: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
-    status: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending | done
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending|done|failed|expired
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(TZ, nullable=True)

@@ -38,7 +38,7 @@ from monitor.models import MissedSlot
 from monitor.registry import ModelNotFound, TrackingUnavailable
 from monitor.sources.s3_inbox import InboxUnavailable, S3Inbox
 from monitor.sources.simulated import slot_batch
-from monitor.work_units import RoundClaims, Unit
+from monitor.work_units import HORIZON_SLOTS, RoundClaims, Unit
 
 log = logging.getLogger(__name__)
 ADVISORY_KEY = 0x44524946544C4E  # "DRIFTLN": one scheduler leader per monitor database
@@ -339,8 +339,9 @@ class MonitorScheduler:
         return tally.outcomes
 
     def _claimed_round(self, slot: int, started: float) -> None:
-        """Plan the slot, then claim and evaluate units until none is left. Units leased by another
-        process are waited for (their lease may run out: a dead replica) until 80 % of the interval."""
+        """Plan the slot, then claim and evaluate units until none is left or 80 % of the interval
+        is gone. Units leased by another process are waited for (their lease may run out: a dead
+        replica) within that time too."""
         assert self.claims is not None
 
         def listing() -> dict[str, str | None]:
@@ -348,16 +349,20 @@ class MonitorScheduler:
             self._known_models = list(versions)
             return versions
 
-        self.claims.plan(slot, listing)
+        for name, old in self.claims.plan(slot, listing):
+            self._round.missed.append((name, old, "not evaluated within its slot and the next "
+                                                  f"{HORIZON_SLOTS}: the replicas were busy or down", None))
         deadline = started + 0.8 * self.interval
-        while not self._stopping:
+        # Past the deadline claim nothing new: the next tick plans its slot on time and claims the
+        # older slot's leftovers first.
+        while not self._stopping and time.perf_counter() < deadline:
             cached = {name for name, _ in self.service.registry.cached_versions()}
             units = self.claims.claim(slot, prefer=cached)
             if units:
                 self._evaluate_units(units)
                 continue
             free_at = self.claims.next_free(slot)
-            if free_at is None or time.perf_counter() >= deadline:
+            if free_at is None:
                 return
             wait = (free_at - utcnow()).total_seconds()
             time.sleep(min(max(wait, 0.05), 1.0, max(0.0, deadline - time.perf_counter())))

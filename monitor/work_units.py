@@ -43,12 +43,14 @@ class RoundClaims:
         self.lease = timedelta(seconds=lease_seconds)
         self.batch_size = batch_size
 
-    def plan(self, slot: int, list_models: Callable[[], dict[str, str | None]]) -> bool:
-        """Insert the slot's units unless someone did; returns whether this call listed the models.
-        ``list_models`` (name -> version the alias points at, None if unknown) is called only then."""
+    def plan(self, slot: int, list_models: Callable[[], dict[str, str | None]]) -> list[tuple[str, int]]:
+        """Insert the slot's units unless someone did. ``list_models`` (name -> version the alias
+        points at, None if unknown) is called only then. Returns the (model, slot) units this call
+        gave up on: still pending more than ``HORIZON_SLOTS`` slots later (replicas too busy or down),
+        marked ``expired`` for the caller to record as missed slots."""
         with self.sessions() as session:
             if session.scalar(sa.select(WorkClaim.id).where(WorkClaim.slot == slot).limit(1)) is not None:
-                return False
+                return []
         models = list_models()
         now = utcnow()
         rows = [{"slot": slot, "model_name": name, "model_version": version, "status": "pending",
@@ -61,7 +63,15 @@ class RoundClaims:
                     index_elements=["slot", "model_name"]), rows)
             session.execute(sa.delete(WorkClaim).where(WorkClaim.status != "pending",
                                                        WorkClaim.slot < slot - KEEP_SLOTS))
-        return True
+            stale = session.execute(
+                sa.select(WorkClaim.id, WorkClaim.model_name, WorkClaim.slot)
+                .where(WorkClaim.status == "pending", WorkClaim.slot < slot - HORIZON_SLOTS)
+                .with_for_update(skip_locked=True)).all()
+            if stale:
+                session.execute(sa.update(WorkClaim).where(WorkClaim.id.in_([r.id for r in stale]))
+                                .values(status="expired", done_at=now)
+                                .execution_options(synchronize_session=False))
+        return [(r.model_name, int(r.slot)) for r in stale]
 
     def _window(self, slot: int) -> list[sa.ColumnElement[bool]]:
         return [WorkClaim.status == "pending", WorkClaim.slot.between(slot - HORIZON_SLOTS, slot)]
@@ -70,9 +80,9 @@ class RoundClaims:
         """Up to ``batch_size`` pending units of this slot (or of the last few, left by a dead
         replica), this process's cached models first."""
         preferred = sorted(set(prefer))
-        order: list = [WorkClaim.slot]
+        order: list = [WorkClaim.slot]  # an older slot's units first: finish the round that is late
         if preferred:
-            order.insert(0, sa.case((WorkClaim.model_name.in_(preferred), 0), else_=1))
+            order.append(sa.case((WorkClaim.model_name.in_(preferred), 0), else_=1))
         ids = claim(self.sessions, WorkClaim, where=self._window(slot), order_by=[*order, WorkClaim.id],
                     owner=self.owner, lease=self.lease, limit=self.batch_size,
                     values={"attempts": WorkClaim.attempts + 1})
