@@ -55,7 +55,7 @@ def test_three_replicas_split_rounds_and_take_over_a_killed_ones_claims(tmp_path
     procs = [proc for proc, _ in replicas]
     try:
         # A whole round done by the three together (the first may start cold: give it two slots).
-        wait_for(lambda: bool(_complete_slots(monitor_db)), timeout=240, what="one complete round",
+        wait_for(lambda: bool(_complete_slots(monitor_db)), timeout=420, what="one complete round",
                  proc=procs[0])
         slot = _complete_slots(monitor_db)[0]
         evaluated = rows(monitor_db, "SELECT count(*), count(DISTINCT model_name) FROM evaluations "
@@ -70,12 +70,13 @@ def test_three_replicas_split_rounds_and_take_over_a_killed_ones_claims(tmp_path
         victim = procs[2]
         victim_pids = {str(pid) for pid in _group_pids(victim.proc.pid)}
 
-        def victim_holds_units() -> bool:
+        def victim_holds_units() -> bool:  # of the newest slot, so the others are still at it
             held = rows(monitor_db, "SELECT lease_owner FROM work_claims WHERE status = 'pending' "
-                                    "AND lease_owner IS NOT NULL")
+                                    "AND lease_owner IS NOT NULL "
+                                    "AND slot = (SELECT max(slot) FROM work_claims)")
             return any(owner.split(":")[0] in victim_pids for (owner,) in held)
 
-        wait_for(victim_holds_units, timeout=120, what="the victim to hold claimed units", proc=victim)
+        wait_for(victim_holds_units, timeout=180, what="the victim to hold claimed units", proc=victim)
         os.killpg(victim.proc.pid, signal.SIGKILL)
         victim.proc.wait(timeout=10)
         orphaned = rows(monitor_db, "SELECT id, slot, lease_until FROM work_claims "
