@@ -13,7 +13,7 @@ one replica) and has them all run the same slot's round at once:
 Per round: wall seconds (start to the last replica done), seconds per model, the replicas' shares
 of the units, CPU seconds of the monitor processes, peak RSS of the largest replica, and the
 MLflow run outbox backlog when the round ends (runs are logged in the background, after the
-verdicts). ``--code DIR`` runs the monitor code of another checkout with its own .venv (the
+verdicts) and how long after the round it took to empty (the next round waits for that). ``--code DIR`` runs the monitor code of another checkout with its own .venv (the
 "before" figures: ``--code /work/main``); its replicas are the same processes, which on code
 without shared rounds all evaluate every model (only the leader does so under the scheduler).
 
@@ -120,6 +120,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--rounds", default="cold,restart,warm,warm")
     parser.add_argument("--code", default=str(REPO))
+    parser.add_argument("--drain-max", type=float, default=600.0,
+                        help="wait at most this long after a round for the MLflow run outbox to empty")
     parser.add_argument("--label", default=None, help="name of the results file (default: after/before)")
     parser.add_argument("--replica", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
@@ -184,7 +186,12 @@ def main() -> int:
                         load = os.getloadavg()[0]
                         seconds, answers = group.round(slot)
                         backlog = _backlog(monitor_db)
+                        drained = time.perf_counter()
+                        while _backlog(monitor_db) and time.perf_counter() - drained < args.drain_max:
+                            time.sleep(0.5)
                         row = _row(count, replicas, label_round, seconds, answers, load, backlog)
+                        row["outbox_drained_after_round_seconds"] = round(time.perf_counter() - drained, 1)
+                        row["outbox_left"] = _backlog(monitor_db)
                         results.append(row)
                         print(_line(row), flush=True)
                     if group is not None:
@@ -235,7 +242,8 @@ def _row(count: int, replicas: int, label: str, seconds: float, answers: list[di
 def _line(row: dict) -> str:
     return (f"{row['models']:>5} models x{row['replicas']} {row['round']:<8} {row['seconds']:>8.2f} s "
             f"{row['seconds_per_model']:>7.4f} s/model  cpu {row['cpu_seconds_per_model']:.4f} s/model  "
-            f"shares {row['shares']}  rss {row['peak_rss_mib']} MiB  backlog {row['outbox_backlog']}  "
+            f"shares {row['shares']}  rss {row['peak_rss_mib']} MiB  backlog {row['outbox_backlog']} "
+            f"(drained {row.get('outbox_drained_after_round_seconds')} s later, {row.get('outbox_left')} left)  "
             f"load {row['load_average']}  {row['statuses']}")
 
 

@@ -16,10 +16,12 @@ through ``Registry.log_evaluation``. Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -74,6 +76,8 @@ class RunLogger:
         self._again = False
         self._stopping = False
         self._pid = os.getpid()
+        self._holds = 0
+        self._woken_while_held = False
 
     # --- one pass ---------------------------------------------------------------------------------
     def log_due(self) -> int:
@@ -137,10 +141,30 @@ class RunLogger:
         return 1
 
     # --- the background thread --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Defer background logging while a scheduled round evaluates: the round's verdicts (and
+        alerts) come first, its MLflow runs right after it (the rows are durable either way)."""
+        with self._lock:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holds -= 1
+                wake = self._holds == 0 and self._woken_while_held
+                if wake:
+                    self._woken_while_held = False
+            if wake:
+                self.wake()
+
     def wake(self) -> None:
         """Log due rows now in the background; never blocks and never raises."""
         try:
             with self._lock:
+                if self._holds:
+                    self._woken_while_held = True
+                    return
                 if self._pid != os.getpid():  # forked: the parent's thread does not exist here
                     self._pid, self._thread, self._again = os.getpid(), None, False
                 if self._thread is not None:
@@ -156,6 +180,8 @@ class RunLogger:
 
     def sweep(self) -> None:
         """The leader's periodic job: retries and rows left by processes that died."""
+        if self._holds:
+            return  # a round is evaluating here: its end wakes the logger
         try:
             self.log_due()
         except Exception:  # noqa: BLE001 - a database blip: next sweep

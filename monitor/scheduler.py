@@ -314,13 +314,10 @@ class MonitorScheduler:
         started = time.perf_counter()
         self._round = _RoundTally()
         error = None
+        runs = self.service.runs
         try:
-            if self.claims is None:
-                versions = self.round_versions()
-                self._known_models = list(versions)
-                self._evaluate_units([Unit(0, slot, name, version) for name, version in versions.items()])
-            else:
-                self._claimed_round(slot, started)
+            with runs.held() if runs is not None else contextlib.nullcontext():
+                self._round_units(slot, started)
         except TrackingUnavailable as exc:
             log.warning("cannot list models: %s", exc)
             error = str(exc)
@@ -337,6 +334,14 @@ class MonitorScheduler:
         if error is not None:
             self.last_round["error"] = error
         return tally.outcomes
+
+    def _round_units(self, slot: int, started: float) -> None:
+        if self.claims is None:
+            versions = self.round_versions()
+            self._known_models = list(versions)
+            self._evaluate_units([Unit(0, slot, name, version) for name, version in versions.items()])
+        else:
+            self._claimed_round(slot, started)
 
     def _claimed_round(self, slot: int, started: float) -> None:
         """Plan the slot, then claim and evaluate units until none is left or 80 % of the interval
