@@ -14,8 +14,9 @@ Per round: wall seconds (start to the last replica done), seconds per model, the
 of the units, CPU seconds of the monitor processes, peak RSS of the largest replica, and the
 MLflow run outbox backlog when the round ends (runs are logged in the background, after the
 verdicts) and how long after the round it took to empty (the next round waits for that).
-``--code DIR`` runs the monitor code of another checkout with its own .venv (the "before" figures: ``--code /work/main``); its replicas are the same processes, which on code
-without shared rounds all evaluate every model (only the leader does so under the scheduler).
+``--code DIR`` runs the monitor code of another checkout with its own .venv (the "before"
+figures: ``--code /work/main``); there run one replica: without shared rounds only the leader
+evaluates.
 
     .venv/bin/python bench/monitor_round.py --models 20,200,1000 --replicas 1,3 [--code DIR]
 """
@@ -243,7 +244,7 @@ def _line(row: dict) -> str:
     return (f"{row['models']:>5} models x{row['replicas']} {row['round']:<8} {row['seconds']:>8.2f} s "
             f"{row['seconds_per_model']:>7.4f} s/model  cpu {row['cpu_seconds_per_model']:.4f} s/model  "
             f"shares {row['shares']}  rss {row['peak_rss_mib']} MiB  backlog {row['outbox_backlog']} "
-            f"(empty {row.get('outbox_drained_after_round_seconds')} s later, {row.get('outbox_left')} left)  "
+            f"(empty {row.get('outbox_drained_after_round_seconds')} s on, {row.get('outbox_left')} left)  "
             f"load {row['load_average']}  {row['statuses']}")
 
 
