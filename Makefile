@@ -7,8 +7,12 @@ STAMP := $(VENV)/.installed
 # Every transitive dependency pinned with hashes; `make lock` refreshes them from pyproject.toml.
 LOCKS := requirements/dev.lock requirements/build.lock
 UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes
+# Tools whose pins conflict with ours get a venv of their own: checkov (the Kubernetes manifests'
+# security linter) needs packaging<24, our stack packaging 26.
+CHECKOV_VENV := .tools/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: up down restart logs status test test-containers lint bench train promote rollback venv env lock standins
+.PHONY: up down restart logs status test test-containers lint bench train promote rollback venv env lock standins tools
 
 $(STAMP): pyproject.toml $(LOCKS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,13 +22,21 @@ $(STAMP): pyproject.toml $(LOCKS)
 
 venv: $(STAMP)
 
+$(CHECKOV_STAMP): requirements/checkov.lock
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/checkov.lock
+	@touch $(CHECKOV_STAMP)
+
+tools: $(CHECKOV_STAMP)
+
 # Re-resolve the locks after changing pyproject.toml's pins (needs the package index).
 lock: $(STAMP)
 	@$(UV_COMPILE) pyproject.toml --extra dev -o requirements/dev.lock
 	@$(UV_COMPILE) pyproject.toml -c requirements/dev.lock -o requirements/runtime.lock
 	@$(UV_COMPILE) requirements/build.in -c requirements/dev.lock --no-emit-package packaging \
 		-o requirements/build.lock
-	@echo "make lock: requirements/{dev,runtime,build}.lock refreshed"
+	@$(UV_COMPILE) requirements/checkov.in -o requirements/checkov.lock
+	@echo "make lock: requirements/{dev,runtime,build,checkov}.lock refreshed"
 
 env: $(STAMP)
 	@$(PY) -m ops.envfile
@@ -57,7 +69,7 @@ rollback: $(STAMP)
 standins: $(STAMP)
 	@$(PY) -m ops.standins
 
-test: $(STAMP)
+test: $(STAMP) $(CHECKOV_STAMP)
 	@$(PY) -m ops.system_packages tests
 	@$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -1,6 +1,7 @@
 """`python -m ops.system_packages tests|containers`: the system packages and services the tests drive.
 
-`make test` drives Debian's Alertmanager and Chromium and the machine's PostgreSQL for real;
+`make test` drives Debian's Alertmanager and Chromium and the machine's PostgreSQL for real, and
+renders the Kubernetes manifests with kubectl (Debian's kubernetes-client when none is installed);
 `make test-containers` drives a Docker engine built from Debian's `docker.io` and `debootstrap`
 (for local stand-in images). Missing packages are installed when this runs as root with apt;
 otherwise it prints the exact command to run and fails, before any test starts.
@@ -21,6 +22,8 @@ PACKAGES = {
         "prometheus-alertmanager": "/usr/bin/prometheus-alertmanager",
         "chromium": "/usr/bin/chromium",
         "make": "make",
+        # `kubectl kustomize` renders deploy/kubernetes/ offline (tests/test_kubernetes.py).
+        "kubernetes-client": "kubectl",
     },
     "containers": {"docker.io": "dockerd", "debootstrap": "debootstrap"},
 }

@@ -329,8 +329,15 @@ def test_compose_matches_local_mode(model: dict, tmp_path: Path, service: str) -
 def test_service_wiring(model: dict) -> None:
     services = model["services"]
     healthy = {"condition": "service_healthy"}
+    completed = {"condition": "service_completed_successfully"}
     assert {k: {"condition": v["condition"]} for k, v in services["tracking"]["depends_on"].items()} == {
-        "postgres": healthy, "minio": healthy}
+        "postgres": healthy, "minio": healthy, "tracking-migrate": completed}
+    # The one-shot schema step: the tracking image and settings, `migrate`, run before any server.
+    migrate = services["tracking-migrate"]
+    assert container_argv("tracking-migrate", migrate) == ["python", "-m", "tracking", "migrate"]
+    assert migrate["image"] == services["tracking"]["image"] and migrate["restart"] == "no"
+    assert migrate["environment"] == services["tracking"]["environment"]
+    assert services["tracking"]["environment"]["TRACKING_MIGRATE_ON_START"] == "false"
     assert services["trainer"]["depends_on"]["tracking"]["condition"] == "service_healthy"
     assert services["trainer"]["restart"] == "no"
     monitor_deps = {k: v["condition"] for k, v in services["monitor"]["depends_on"].items()}

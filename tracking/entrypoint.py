@@ -1,8 +1,13 @@
 """Start the team's MLflow server: the one entrypoint for the container and for local mode.
 
+`python -m tracking [serve]` starts the server; `python -m tracking migrate` is the one-shot schema
+step (compose's `tracking-migrate` service, the Kubernetes Job) and exits.
+
 Order matters: settings are checked first (a clear line, exit 2), then the database is awaited
-with a bounded retry (exit 3), the schema is migrated once here so the server's workers never
-race on it, the artifact bucket is created if missing, and only then is `mlflow server` exec'd.
+with a bounded retry (exit 3). The schema is migrated under a PostgreSQL advisory lock
+(tracking/schema.py), so replicas started at the same moment never race on it; with
+`TRACKING_MIGRATE_ON_START=false` the server leaves that to the one-shot step and waits for the
+schema to be at head. The artifact bucket is created if missing, and only then is `mlflow server` exec'd.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ import sys
 import time
 from pathlib import Path
 
+from tracking import schema
 from tracking.proxied_s3 import to_proxied
 from tracking.settings import ConfigError, TrackingSettings, load_settings
 
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
+EXIT_MIGRATION = 4
 
 log = logging.getLogger("tracking")
 
@@ -73,13 +80,6 @@ def wait_for_database(uri: str, wait_seconds: float) -> None:
             time.sleep(min(2.0, 0.25 * attempt))
 
 
-def upgrade_database(uri: str) -> None:
-    """What `mlflow db upgrade URI` does, run once before any worker starts."""
-    from mlflow.db import upgrade
-
-    upgrade.callback(uri)
-
-
 def ensure_bucket(settings: TrackingSettings) -> None:
     import boto3
     from botocore.config import Config
@@ -103,7 +103,13 @@ def ensure_bucket(settings: TrackingSettings) -> None:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in {"404", "NoSuchBucket", "NotFound"}:
                 log.info("creating bucket %s at %s", bucket, where)
-                s3.create_bucket(Bucket=bucket)
+                try:
+                    s3.create_bucket(Bucket=bucket)
+                except ClientError as create_exc:
+                    # Another replica (or the migrate step) created it a moment ago.
+                    if create_exc.response.get("Error", {}).get("Code") not in {
+                            "BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                        raise
                 return
             if code in {"403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}:
                 raise ConfigError(
@@ -172,45 +178,105 @@ def server_command(settings: TrackingSettings) -> list[str]:
     return argv
 
 
-def prepare(settings: TrackingSettings) -> tuple[list[str], dict[str, str]]:
-    """Everything before the server starts; returns the command and environment to exec."""
+def prepare_stores(settings: TrackingSettings, *, migrate: bool) -> None:
+    """Databases reachable, schemas at head (migrated here when ``migrate``), artifact store there."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     wait_for_database(settings.backend_store_uri, settings.db_wait_seconds)
-    upgrade_database(settings.backend_store_uri)
+    if settings.auth:
+        # The ini makes MLflow's auth module (imported by the auth migration) read our user store.
+        os.environ["MLFLOW_AUTH_CONFIG_PATH"] = str(write_auth_config(settings))
+        wait_for_database(settings.auth_database_uri, settings.db_wait_seconds)
+    if migrate:
+        schema.migrate_tracking_store(settings.backend_store_uri)
+        if settings.auth:
+            schema.migrate_auth_store(settings.auth_database_uri, settings.admin_username,
+                                      settings.admin_password or "")
+    else:
+        behind = schema.wait_until_at_head(lambda: schema_states(settings), settings.db_wait_seconds)
+        if behind:
+            raise DependencyError(
+                "; ".join(state.describe() for state in behind)
+                + f" after {settings.db_wait_seconds:.0f} s: run the one-shot `python -m tracking migrate` "
+                "(compose: the tracking-migrate service; Kubernetes: the tracking-migrate Job), "
+                "or set TRACKING_MIGRATE_ON_START=true"
+            )
     if settings.uses_s3:
         ensure_bucket(settings)
     else:
         Path(settings.artifacts_uri).mkdir(parents=True, exist_ok=True)
+
+
+def schema_states(settings: TrackingSettings) -> list[schema.SchemaState]:
+    states = [schema.tracking_store_state(settings.backend_store_uri)]
+    if settings.auth:
+        states.append(schema.auth_store_state(settings.auth_database_uri))
+    return states
+
+
+def prepare(settings: TrackingSettings) -> tuple[list[str], dict[str, str]]:
+    """Everything before the server starts; returns the command and environment to exec."""
+    prepare_stores(settings, migrate=settings.migrate_on_start)
     env = dict(os.environ)
     # MLflow's background job runner (online scoring, trace archival) is unused here and starts
     # seven processes that compete with the first clients for CPU.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    if settings.auth:
-        env["MLFLOW_AUTH_CONFIG_PATH"] = str(write_auth_config(settings))
-        if not settings.auth_database_uri.startswith("sqlite"):
-            wait_for_database(settings.auth_database_uri, settings.db_wait_seconds)
     return server_command(settings), env
 
 
-def main() -> int:
+USAGE = "usage: python -m tracking [serve|migrate]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    command = args[0] if args else "serve"
+    if command not in ("serve", "migrate") or len(args) > 1:
+        print(f"tracking: {USAGE}", file=sys.stderr)
+        return EXIT_CONFIG
     logging.basicConfig(level=logging.INFO, format="tracking: %(message)s", stream=sys.stderr)
     # Alembic and MLflow log every migration step; one line per phase is enough here.
-    for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.store"):
+    for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.store", "mlflow.server.auth"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = load_settings()
         log.info("mode %s, store %s, artifacts %s", settings.mode, redact(settings.backend_store_uri),
                  settings.artifacts_uri)
-        argv, env = prepare(settings)
+        if command == "migrate":
+            prepare_stores(settings, migrate=True)
+            log.info("migrate: schemas at head, artifact store ready")
+            return 0
+        argv_, env = prepare(settings)
     except ConfigError as exc:
         print(f"tracking: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except DependencyError as exc:
         print(f"tracking: cannot start: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except migration_errors() as exc:
+        # A failed migration or store: one line with no secret and a non-zero exit, in both commands.
+        print(f"tracking: migration failed: {exc.__class__.__name__}: {_first_line(exc)}", file=sys.stderr)
+        return EXIT_MIGRATION
     log.info("starting mlflow server on %s:%s (%s workers, auth %s)", settings.host, settings.port,
              settings.workers, "on" if settings.auth else "off")
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(argv[0], argv, env)
+    os.execve(argv_[0], argv_, env)
     return 0  # not reached
+
+
+def migration_errors() -> tuple[type[BaseException], ...]:
+    import sqlalchemy as sa
+    from alembic.util import CommandError
+    from mlflow.exceptions import MlflowException
+
+    return sa.exc.SQLAlchemyError, CommandError, MlflowException
+
+
+def _first_line(exc: BaseException) -> str:
+    return redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+
+
+def redact_text(text: str) -> str:
+    """Mask any password in a database URL inside ``text``."""
+    import re
+
+    return re.sub(r"(://[^/\s:@]*:)[^@/\s]+@", r"\1***@", text)

@@ -39,6 +39,9 @@ class TrackingSettings(BaseSettings):
     secret_key: str | None = Field(None, validation_alias="MLFLOW_FLASK_SERVER_SECRET_KEY")
     auth_db_uri: str | None = Field(None, validation_alias="TRACKING_AUTH_DB_URI")
     db_wait_seconds: float = Field(30.0, ge=0, le=600, validation_alias="TRACKING_DB_WAIT_SECONDS")
+    # Off where a one-shot `python -m tracking migrate` runs first (compose, Kubernetes): the server then
+    # only waits for the schema to be at head. On, it migrates under the advisory lock itself.
+    migrate_on_start: bool = Field(True, validation_alias="TRACKING_MIGRATE_ON_START")
 
     @property
     def backend_store_uri(self) -> str:

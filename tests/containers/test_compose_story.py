@@ -95,6 +95,9 @@ def test_01_every_service_healthy_and_the_trainer_exited_0(stack):
     for service in ("postgres", "minio", "tracking", "monitor", "alertmanager", "receiver"):
         assert states[service]["State"] == "running", states[service]
     assert states["trainer"]["State"] == "exited" and states["trainer"]["ExitCode"] == 0
+    # The one-shot schema step ran before tracking and exited 0 (tracking never migrates itself here).
+    migrate = states["tracking-migrate"]
+    assert migrate["State"] == "exited" and migrate["ExitCode"] == 0, migrate
     assert requests.get(f"{stack.url('tracking')}/health", timeout=10).text == "OK"
     assert requests.get(f"{stack.url('monitor')}/readyz", timeout=10).status_code == 200
     print(f"containers: compose up -> all healthy {stack.timings['up']:.1f} s (images built before)")
