@@ -49,7 +49,7 @@ def test_three_replicas_split_rounds_and_take_over_a_killed_ones_claims(tmp_path
     names = [f"{prefix}-{i:03d}" for i in range(MODELS)]
     register_copies(mlflow_client, names)
     replicas = [start_monitor(tmp_path, f"replica-{i}", db_url=monitor_db, tracking_url=tracking_server.url,
-                              model=names, interval=30.0, workers=1, MONITOR_SIMULATED_ROWS="500",
+                              model=names, interval=60.0, workers=1, MONITOR_SIMULATED_ROWS="200",
                               MONITOR_CLAIM_LEASE_SECONDS=str(LEASE_SECONDS), MONITOR_CLAIM_BATCH_SIZE="5")
                 for i in range(3)]
     procs = [proc for proc, _ in replicas]
