@@ -375,7 +375,11 @@ class MonitorScheduler:
     def _evaluate_units(self, units: list[Unit]) -> None:
         tally = self._round
         finished: list[tuple[Unit, str, int]] = []
+        renewed = time.monotonic()
         for index, unit in enumerate(units):
+            if self.claims is not None and time.monotonic() - renewed > self.settings.claim_lease_seconds / 2:
+                self.claims.renew(units[index:])  # still alive: the rest of the batch stays ours
+                renewed = time.monotonic()
             if self._stopping:
                 if self.claims is not None:
                     self.claims.release(units[index:])  # others take them now, not after the lease

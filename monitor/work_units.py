@@ -109,6 +109,16 @@ class RoundClaims:
             session.connection().execute(statement, [{"unit_id": unit.id, "new_status": status, "count": n}
                                                      for unit, status, n in results])
 
+    def renew(self, units: list[Unit]) -> None:
+        """Extend the lease on units still to do (a slow batch, e.g. cold model loads)."""
+        if not units:
+            return
+        with self.sessions() as session, session.begin():
+            session.execute(sa.update(WorkClaim).where(WorkClaim.id.in_([u.id for u in units]),
+                                                       WorkClaim.lease_owner == self.owner)
+                            .values(lease_until=utcnow() + self.lease)
+                            .execution_options(synchronize_session=False))
+
     def release(self, units: list[Unit]) -> None:
         release(self.sessions, WorkClaim, [u.id for u in units], self.owner)
 

@@ -17,7 +17,7 @@ from tests.monitor.helpers import register_copies
 from tests.monitor.processes import rows, start_monitor, wait_for
 
 MODELS = 200
-LEASE_SECONDS = 5
+LEASE_SECONDS = 20
 
 
 def _group_pids(leader: int) -> set[int]:
@@ -49,13 +49,13 @@ def test_three_replicas_split_rounds_and_take_over_a_killed_ones_claims(tmp_path
     names = [f"{prefix}-{i:03d}" for i in range(MODELS)]
     register_copies(mlflow_client, names)
     replicas = [start_monitor(tmp_path, f"replica-{i}", db_url=monitor_db, tracking_url=tracking_server.url,
-                              model=names, interval=60.0, workers=1, MONITOR_SIMULATED_ROWS="200",
-                              MONITOR_CLAIM_LEASE_SECONDS=str(LEASE_SECONDS), MONITOR_CLAIM_BATCH_SIZE="5")
+                              model=names, interval=90.0, workers=1, MONITOR_SIMULATED_ROWS="200",
+                              MONITOR_CLAIM_LEASE_SECONDS=str(LEASE_SECONDS), MONITOR_CLAIM_BATCH_SIZE="2")
                 for i in range(3)]
     procs = [proc for proc, _ in replicas]
     try:
         # A whole round done by the three together (the first may start cold: give it two slots).
-        wait_for(lambda: bool(_complete_slots(monitor_db)), timeout=420, what="one complete round",
+        wait_for(lambda: bool(_complete_slots(monitor_db)), timeout=720, what="one complete round",
                  proc=procs[0])
         slot = _complete_slots(monitor_db)[0]
         evaluated = rows(monitor_db, "SELECT count(*), count(DISTINCT model_name) FROM evaluations "
@@ -76,7 +76,7 @@ def test_three_replicas_split_rounds_and_take_over_a_killed_ones_claims(tmp_path
                                     "AND slot = (SELECT max(slot) FROM work_claims)")
             return any(owner.split(":")[0] in victim_pids for (owner,) in held)
 
-        wait_for(victim_holds_units, timeout=180, what="the victim to hold claimed units", proc=victim)
+        wait_for(victim_holds_units, timeout=240, what="the victim to hold claimed units", proc=victim)
         os.killpg(victim.proc.pid, signal.SIGKILL)
         victim.proc.wait(timeout=10)
         orphaned = rows(monitor_db, "SELECT id, slot, lease_until FROM work_claims "
