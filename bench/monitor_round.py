@@ -116,7 +116,7 @@ class Replicas:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", default="20,200,1000")
+    parser.add_argument("--models", default="20")
     parser.add_argument("--replicas", default="1,3")
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--rounds", default="cold,restart,warm,warm")
