@@ -60,7 +60,7 @@ def test_older_slots_first_then_own_cached_models(monitor_db):
     first = a.claim(31, prefer={"m02"})
     assert {(u.slot, u.model_name) for u in first} == {(30, "m02"), (30, "m00")}
     a.release(first)
-    again = a.claim(31)
+    again = a.claim(31, prefer={"m02"})
     assert {u.id for u in again} == {u.id for u in first}  # given back: claimable at once
 
 
