@@ -175,7 +175,9 @@ def main() -> int:
                     settings = {"DRIFTLINE_MODE": "local", "MONITOR_DATABASE_URL": monitor_db,
                                 "MLFLOW_TRACKING_URI": tracking.url, "MONITOR_SCHEDULER": "false",
                                 "MONITOR_SOURCE": "simulated", "MONITOR_CONFIG_FILE": str(config),
-                                "MONITOR_SIMULATED_ROWS": str(args.rows), "MONITOR_INTERVAL_SECONDS": "300"}
+                                "MONITOR_SIMULATED_ROWS": str(args.rows),
+                                # long enough that no round stops claiming at its deadline
+                                "MONITOR_INTERVAL_SECONDS": "3600"}
                     group = None
                     for label_round in rounds:
                         if label_round != "warm" and group is not None:
