@@ -13,7 +13,9 @@ scenario. Rates over --repeats repetitions (default 1000) per cell:
   (target >= 95 %).
 
 The course's method (per-feature KS at 0.05, no correction, no concept test) is the row to beat;
-"driftline before" is the engine without the joint test (joint_test="none": per-feature KS only).
+"driftline before" is the engine without the joint test (joint_test="none": per-feature KS only), and
+"energy-only" the previous default joint test (joint_test="energy"). Attribution rates are printed
+with their binomial standard error sqrt(p (1 - p) / repetitions).
 
 Two more feature layouts check the family-wise false-alarm rate where a joint test could break it:
 "correlated" (x1 = x0 + U(-5, 5), correlation 0.99) and "five features" (x0..x4 uniform, y depends on
@@ -48,6 +50,7 @@ from scipy.stats import ks_2samp  # noqa: E402
 
 from monitor.drift import DriftConfig, DriftDetector  # noqa: E402
 from seed_scenarios import FEATURES, TARGET, ScenarioParams, make_batch  # noqa: E402
+from tests.drift.family_sim import draw, joint_p_values, verdicts  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "drift_quality.json"
@@ -55,7 +58,8 @@ REFERENCE_ROWS = 80
 SIZES = (20, 100, 1000)
 SCENARIOS = ("clean", "data_drift", "concept_drift")
 METHODS = {
-    "driftline (joint energy test + Holm by kind, default)": DriftConfig(),
+    "driftline (joint energy+mean test, Holm by kind, default)": DriftConfig(),
+    "driftline, energy-only joint test (previous default)": DriftConfig(joint_test="energy"),
     "driftline before (per-feature KS, Holm by kind)": DriftConfig(joint_test="none"),
     "driftline, Holm pooled over all tests": DriftConfig(alpha_split="none"),
     "driftline, Bonferroni": DriftConfig(correction="bonferroni"),
@@ -63,8 +67,7 @@ METHODS = {
     "driftline, no correction": DriftConfig(correction="none"),
 }
 COURSE = "course: per-feature KS at 0.05, no correction"
-LAYOUT_METHODS = ("driftline (joint energy test + Holm by kind, default)",
-                  "driftline before (per-feature KS, Holm by kind)")
+LAYOUT_METHODS = tuple(list(METHODS)[:3])
 LAYOUTS = ("correlated", "five features")
 CURVE = HERE / "results" / "drift_power.png"
 CURVE_SIZES = (10, 20, 50, 100, 200, 1000)
@@ -277,8 +280,12 @@ def summarise(runs: list[dict], names: tuple[str, ...]) -> list[dict]:
                     "false_alarm_data_only": float(clean[:, 0].mean()),
                     "data_drift_detected": float(data[:, 0].mean()),
                     "data_drift_attributed": float((data[:, 0] & ~data[:, 1]).mean()),
+                    "data_drift_attributed_se": se((data[:, 0] & ~data[:, 1]).mean(), len(runs)),
                     "concept_drift_detected": float(concept[:, 1].mean()) if has_concept_test else None,
                     "concept_drift_attributed": float((concept[:, 1] & ~concept[:, 0]).mean())
+                    if has_concept_test
+                    else None,
+                    "concept_drift_attributed_se": se((concept[:, 1] & ~concept[:, 0]).mean(), len(runs))
                     if has_concept_test
                     else None,
                 }
@@ -286,34 +293,47 @@ def summarise(runs: list[dict], names: tuple[str, ...]) -> list[dict]:
     return rows
 
 
+def se(rate: float, n: int) -> float:
+    """Binomial standard error of a rate measured on n repetitions."""
+    return float(np.sqrt(rate * (1 - rate) / n))
+
+
 def pct(value: float | None) -> str:
     return "   n/a" if value is None else f"{100 * value:5.1f}%"
 
 
+def with_se(row: dict, key: str) -> str:
+    if row[key] is None:
+        return pct(None)
+    return f"{pct(row[key])} ({pct(row[key + '_se']).strip()})"
+
+
 def table(rows: list[dict]) -> str:
     head = (
-        f"{'method':<48} {'rows':>5} {'false alarms':>12} {'data det.':>9} {'data attr.':>10} "
-        f"{'concept det.':>12} {'concept attr.':>13}"
+        f"{'method':<56} {'rows':>5} {'false alarms':>12} {'data det.':>9} {'data attr. (se)':>16} "
+        f"{'concept det.':>12} {'concept attr. (se)':>19}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['method']:<48} {r['rows']:>5} {pct(r['false_alarm_rate']):>12} "
-            f"{pct(r['data_drift_detected']):>9} {pct(r['data_drift_attributed']):>10} "
-            f"{pct(r['concept_drift_detected']):>12} {pct(r['concept_drift_attributed']):>13}"
+            f"{r['method']:<56} {r['rows']:>5} {pct(r['false_alarm_rate']):>12} "
+            f"{pct(r['data_drift_detected']):>9} "
+            f"{with_se(r, 'data_drift_attributed'):>16} "
+            f"{pct(r['concept_drift_detected']):>12} "
+            f"{with_se(r, 'concept_drift_attributed'):>19}"
         )
     return "\n".join(lines)
 
 
 def layout_table(rows: list[dict]) -> str:
     head = (
-        f"{'layout':<14} {'method':<48} {'rows':>5} {'false alarms':>12} {'data det.':>9} "
+        f"{'layout':<14} {'method':<56} {'rows':>5} {'false alarms':>12} {'data det.':>9} "
         f"{'data attr.':>10}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['layout']:<14} {r['method']:<48} {r['rows']:>5} {pct(r['false_alarm_rate']):>12} "
+            f"{r['layout']:<14} {r['method']:<56} {r['rows']:>5} {pct(r['false_alarm_rate']):>12} "
             f"{pct(r['data_drift_detected']):>9} {pct(r['data_drift_attributed']):>10}"
         )
     return "\n".join(lines)
@@ -325,6 +345,82 @@ def curve_table(rows: list[dict]) -> str:
         lines.append(
             f"{r['shifted']:<8} {r['rows']:>5} {r['shift_sd']:>5.1f}  "
             + "  ".join(f"{pct(r[m]):>22}" for m in CURVE_METHODS)
+        )
+    return "\n".join(lines)
+
+
+FAMILY_CONFIGS = {
+    "default (energy+mean joint test)": DriftConfig(),
+    "energy-only joint test (previous default)": DriftConfig(joint_test="energy"),
+    "per-feature KS only (before issue 17)": DriftConfig(joint_test="none"),
+}
+FAMILY_LAYOUTS = ("seed", "correlated", "five features")
+
+
+def family_cell(args: tuple[str, int, int]) -> list[dict]:
+    """Every FAMILY_CONFIGS method on ``repeats`` batches of one layout and size, three scenarios.
+
+    The engine's decisions computed vectorised (tests/drift/family_sim.py: the engine's ks_pvalue,
+    joint_tests and decision.correct; test_joint_fwer.py checks they equal the detector's), so 2,000
+    repetitions take seconds per cell. Seed layout: clean, data drift (every feature +25), concept
+    drift (y + 10); the other layouts: clean and data drift.
+    """
+    layout, size, repeats = args
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng([2026, size, FAMILY_LAYOUTS.index(layout)])
+    x_ref, y_ref = draw(layout, repeats, REFERENCE_ROWS, rng)
+    x_cur, y_cur = draw(layout, repeats, size, rng)
+    scenarios = {"clean": (x_cur, y_cur), "data_drift": (x_cur + 25, y_cur + 25)}
+    if layout == "seed":
+        scenarios["concept_drift"] = (x_cur, y_cur + 10)
+    out: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    with threadpool_limits(1):
+        for scenario, (x, y) in scenarios.items():
+            p_joint = joint_p_values(x_ref, x, DriftConfig()) if REFERENCE_ROWS + size <= 1000 else {}
+            for name, config in FAMILY_CONFIGS.items():
+                out.setdefault(name, {})[scenario] = verdicts(
+                    x_ref, y_ref, x, y, config, p_joint.get(config.joint_test)
+                )
+    rows = []
+    for name, cells in out.items():
+        any_c, _, _ = cells["clean"]
+        _, data_d, concept_d = cells["data_drift"]
+        row = {
+            "layout": layout,
+            "method": name,
+            "rows": size,
+            "repeats": repeats,
+            "false_alarm_rate": float(any_c.mean()),
+            "data_drift_detected": float(data_d.mean()),
+            "data_drift_attributed": float((data_d & ~concept_d).mean()),
+            "data_drift_attributed_se": se((data_d & ~concept_d).mean(), repeats),
+            "data_drift_with_concept_alarm": float((data_d & concept_d).mean()),
+        }
+        if "concept_drift" in cells:
+            _, data_c, concept_c = cells["concept_drift"]
+            row |= {
+                "concept_drift_detected": float(concept_c.mean()),
+                "concept_drift_attributed": float((concept_c & ~data_c).mean()),
+                "concept_drift_attributed_se": se((concept_c & ~data_c).mean(), repeats),
+            }
+        rows.append(row)
+    return rows
+
+
+def family_table(rows: list[dict]) -> str:
+    head = (
+        f"{'layout':<14} {'method':<42} {'rows':>5} {'false alarms':>12} {'data det.':>9} "
+        f"{'data attr. (se)':>16} {'concept det.':>12} {'concept attr. (se)':>19}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        concept = "concept_drift_detected" in r
+        lines.append(
+            f"{r['layout']:<14} {r['method']:<42} {r['rows']:>5} {pct(r['false_alarm_rate']):>12} "
+            f"{pct(r['data_drift_detected']):>9} {with_se(r, 'data_drift_attributed'):>16} "
+            f"{pct(r['concept_drift_detected'] if concept else None):>12} "
+            f"{with_se(r, 'concept_drift_attributed') if concept else pct(None):>19}"
         )
     return "\n".join(lines)
 
@@ -350,8 +446,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--layout-repeats", type=int, default=None, help="default: --repeats")
     parser.add_argument("--curve-repeats", type=int, default=150, help="0 skips the power curve")
+    parser.add_argument(
+        "--family-repeats", type=int, default=2000,
+        help="batches per cell of the vectorised simulation (every layout and size); 0 skips it",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    family_rows: list[dict] = []
+    if args.family_repeats:
+        cells = [(layout, size, args.family_repeats) for layout in FAMILY_LAYOUTS for size in SIZES]
+        if args.jobs > 1:
+            with ProcessPoolExecutor(args.jobs) as pool:
+                family_rows = [row for rows in pool.map(family_cell, cells) for row in rows]
+        else:
+            family_rows = [row for cell in cells for row in family_cell(cell)]
+        print(
+            f"vectorised engine decisions, {args.family_repeats} repetitions per cell "
+            f"({time.perf_counter() - start:.0f} s)\n"
+        )
+        print(family_table(family_rows))
+        print()
     names = tuple(METHODS) if args.methods == "all" else tuple(
         list(METHODS)[int(i)] for i in args.methods.split(",")
     )
@@ -401,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
                     "concept_drift_detected_min_20_rows": 0.99,
                     "attribution_min": 0.97,
                 },
+                "family_repeats": args.family_repeats,
+                "family": family_rows,
                 "results": rows,
                 "layout_repeats": layout_reps,
                 "layouts": layout_rows,

@@ -75,7 +75,7 @@ class Monitor:
 
 def create_app(settings: MonitorSettings | None = None) -> Flask:
     settings = settings or load_settings()
-    config = load_config_file(settings.config_file)
+    config = load_config_file(settings.config_file, settings.drift_defaults())
     _export_client_credentials(settings)
 
     engine = make_engine(settings.database_url)

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     try:
         settings = load_settings()
-        load_config_file(settings.config_file)
+        load_config_file(settings.config_file, settings.drift_defaults())
     except ConfigError as exc:
         print(f"monitor: {exc}", file=sys.stderr)
         return EXIT_CONFIG

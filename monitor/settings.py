@@ -67,6 +67,15 @@ class MonitorSettings(BaseSettings):
     # Team models: the first N labelled rows of a version without any reference become its reference.
     reference_window_rows: int = Field(200, ge=0, le=10_000_000,
                                        validation_alias="MONITOR_REFERENCE_WINDOW_ROWS")
+    # The drift engine's joint test of small batches (docs/drift.md). Unset: DriftConfig's defaults
+    # (energy_mean, 1,000 pooled rows, 999 relabellings, seed 0); the YAML file's drift settings,
+    # global or per model, override these. The cost grows with the square of the pooled rows.
+    joint_test: Literal["energy_mean", "energy", "none"] | None = Field(
+        None, validation_alias="MONITOR_JOINT_TEST")
+    joint_max_rows: int | None = Field(None, ge=0, le=5_000, validation_alias="MONITOR_JOINT_MAX_ROWS")
+    permutations: int | None = Field(None, ge=1, le=99_999, validation_alias="MONITOR_PERMUTATIONS")
+    permutation_seed: int | None = Field(None, ge=0, le=2**32 - 1,
+                                         validation_alias="MONITOR_PERMUTATION_SEED")
     s3_inbox: str | None = Field(None, validation_alias="MONITOR_S3_INBOX")
     s3_endpoint_url: str | None = Field(None, validation_alias="MLFLOW_S3_ENDPOINT_URL")
     aws_access_key_id: str | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
@@ -124,6 +133,11 @@ class MonitorSettings(BaseSettings):
     def default_source(self) -> str:
         # Simulated data is a demo: on by default only in local mode.
         return self.source or ("simulated" if self.mode == "local" else "push")
+
+    def drift_defaults(self) -> dict[str, Any]:
+        """DriftConfig fields set through the environment (the YAML file's drift settings win)."""
+        names = ("joint_test", "joint_max_rows", "permutations", "permutation_seed")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def token(self) -> str | None:
         return self.api_token.get_secret_value() if self.api_token is not None else None
@@ -198,9 +212,14 @@ def drift_config_hash(drift: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(drift, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def load_config_file(path: Path | None) -> MonitorConfig:
+def load_config_file(path: Path | None, drift_defaults: dict[str, Any] | None = None) -> MonitorConfig:
+    """The YAML file (or the defaults when there is none); ``drift_defaults`` (from the environment,
+    ``MonitorSettings.drift_defaults``) sit under the file's drift settings."""
+    defaults = dict(drift_defaults or {})
     if path is None:
-        return MonitorConfig()
+        config = MonitorConfig(drift=defaults)
+        _check_drift(config)
+        return config
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -233,7 +252,7 @@ def load_config_file(path: Path | None) -> MonitorConfig:
     config = MonitorConfig(
         discover=bool(data.get("discover", True)),
         interval_seconds=schedule.get("interval_seconds"), cron=schedule.get("cron"),
-        drift=dict(data.get("drift") or {}),
+        drift={**defaults, **dict(data.get("drift") or {})},
         scenarios=tuple(data.get("scenarios") or DEFAULT_CYCLE), models=tuple(models),
     )
     _check_drift(config)

@@ -30,7 +30,7 @@ from monitor.drift.profile import (
 )
 from monitor.drift.report import DriftReport, TestResult
 from monitor.drift.stattests import CategoryTable, StatTest, check_names, get_test, run_test
-from monitor.drift.stattests.energy import energy_test
+from monitor.drift.stattests.energy import joint_test
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -316,17 +316,26 @@ def _score_joint(
     values = values[np.isfinite(values).all(axis=1)]
     if values.shape[0] == 0:
         return None
-    statistic, p_value = energy_test(joint.values, values, config.permutations, config.permutation_seed)
-    threshold = config.threshold("energy", None)
+    with_mean = config.joint_test == "energy_mean"
+    outcome = joint_test(joint.values, values, config.permutations, config.permutation_seed, with_mean)
+    threshold = config.threshold(config.joint_test, None)
+    features = f"{len(joint.columns)} numeric features, {config.permutations} permutations"
+    if with_mean:
+        note = (
+            f"energy distance {outcome.energy:.4g} (p {outcome.p_energy:.4g}) and mean shift "
+            f"{outcome.mean_shift:.4g} (p {outcome.p_mean:.4g}) of {features}; p-value of the smaller"
+        )
+    else:
+        note = f"energy distance of {features}"
     return TestResult(
-        test="energy",
+        test=config.joint_test,
         kind="data",
         target="inputs",
-        statistic=statistic,
-        p_value=p_value,
+        statistic=outcome.energy,
+        p_value=outcome.p_value,
         threshold=threshold,
-        drift=p_value < threshold,
-        note=f"energy distance of {len(joint.columns)} numeric features, {config.permutations} permutations",
+        drift=outcome.p_value < threshold,
+        note=note,
     )
 
 

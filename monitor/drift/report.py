@@ -74,7 +74,7 @@ class DriftReport:
     # per numeric feature, and "predictions" / "residuals" when given: {"edges": [...] (len(counts) + 1
     # floats), "reference_counts": [...], "current_counts": [...]} over the profile's PSI bins, for charts
     distributions: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
-    # the joint test of all numeric inputs ({"energy": ...}, target "inputs") when it ran (small batches)
+    # the joint test of all numeric inputs ({"energy_mean": ...}, target "inputs") when it ran (small batches)
     joint: dict[str, TestResult] = field(default_factory=dict)
 
     @property

@@ -1,4 +1,5 @@
-"""The joint energy-distance test: statistic, permutation p-value, null distribution, place in reports."""
+"""The joint test: energy distance and mean shift, their permutation p-values and Tippett combination,
+null distribution, place in reports."""
 
 import numpy as np
 import pandas as pd
@@ -6,12 +7,22 @@ import pytest
 from scipy.stats import energy_distance, kstest
 
 from monitor.drift import DriftConfig, DriftDetector, DriftReport, ReferenceProfile
-from monitor.drift.stattests.energy import energy_statistic, energy_test, energy_tests
+from monitor.drift.stattests.energy import (
+    energy_statistic,
+    energy_test,
+    energy_tests,
+    joint_test,
+    joint_tests,
+)
 from tests.drift.scenario_data import batch, fitted_detector, score
 
 
-def reference_permutation_test(x: np.ndarray, y: np.ndarray, permutations: int, seed: int):
-    """Straightforward permutation test: scale by pooled std, then one explicit statistic per relabelling."""
+def reference_permutation_test(x: np.ndarray, y: np.ndarray, permutations: int, seed: int, with_mean=False):
+    """Straightforward permutation test: scale by pooled std, then explicit statistics per relabelling.
+
+    Returns (observed energy, energy p-value) or, ``with_mean``, also the observed mean shift, its
+    p-value and the p-value of min(energy p, mean p) over the observed split and every relabelling.
+    """
     pooled = np.concatenate([x, y])
     pooled = pooled / pooled.std(axis=0)
     n, m = len(x), len(y)
@@ -22,15 +33,27 @@ def reference_permutation_test(x: np.ndarray, y: np.ndarray, permutations: int, 
         within_b = np.mean([np.linalg.norm(u - v) for u in b for v in b])
         return 2 * between - within_a - within_b
 
-    observed = statistic(pooled[:n], pooled[n:])
+    def mean_shift(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.sum((b.mean(axis=0) - a.mean(axis=0)) ** 2))
+
     # relabelling b: the first m entries of row b of one seeded rng.permuted call (energy.batch_rows)
     orders = np.random.default_rng(seed).permuted(np.tile(np.arange(n + m), (permutations, 1)), axis=1)
-    exceed = 0
+    splits = [np.arange(n + m) >= n]  # the observed split first
     for order in orders:
         in_batch = np.zeros(n + m, dtype=bool)
         in_batch[order[:m]] = True
-        exceed += statistic(pooled[~in_batch], pooled[in_batch]) >= observed
-    return observed, (1 + exceed) / (permutations + 1)
+        splits.append(in_batch)
+    energies = np.array([statistic(pooled[~s], pooled[s]) for s in splits])
+    shifts = np.array([mean_shift(pooled[~s], pooled[s]) for s in splits])
+
+    def p_of(values: np.ndarray, i: int) -> float:  # ties up to rounding count as ties
+        return np.mean(values >= values[i] - 1e-10 * abs(values[i]) - 1e-14)
+
+    p_energy = p_of(energies, 0)
+    if not with_mean:
+        return energies[0], p_energy
+    q = [min(p_of(energies, i), p_of(shifts, i)) for i in range(len(splits))]
+    return energies[0], p_energy, shifts[0], p_of(shifts, 0), np.mean(np.array(q) <= q[0])
 
 
 def test_statistic_equals_scipy_energy_distance_squared_in_one_dimension():
@@ -47,6 +70,35 @@ def test_permutation_p_value_equals_a_direct_permutation_loop(n, m, d):
     statistic, p_value = energy_test(x, y, permutations=200, seed=11)
     assert p_value == expected_p
     assert statistic == pytest.approx(expected_statistic, abs=1e-9)
+
+
+@pytest.mark.parametrize(("n", "m", "d"), [(12, 7, 3), (15, 4, 1)])
+def test_combined_p_value_equals_a_direct_permutation_loop(n, m, d):
+    rng = np.random.default_rng([n, m, d, 1])
+    x, y = rng.normal(size=(n, d)), rng.normal(0.5, 1.0, size=(m, d))
+    energy, p_energy, shift, p_mean, p_value = reference_permutation_test(x, y, 200, 11, with_mean=True)
+    outcome = joint_test(x, y, permutations=200, seed=11)
+    assert (outcome.p_energy, outcome.p_mean, outcome.p_value) == (p_energy, p_mean, p_value)
+    assert outcome.energy == pytest.approx(energy, abs=1e-9)
+    assert outcome.mean_shift == pytest.approx(shift, abs=1e-9)
+    assert outcome.p_value >= min(outcome.p_energy, outcome.p_mean)  # the combination pays for the choice
+
+
+def test_mean_shift_equals_the_squared_distance_of_standardised_means():
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(30, 3)) * [1, 5, 20], rng.normal(1, 1, size=(9, 3)) * [1, 5, 20]
+    scale = np.concatenate([x, y]).std(axis=0)
+    expected = np.sum(((y.mean(axis=0) - x.mean(axis=0)) / scale) ** 2)
+    assert joint_test(x, y, permutations=9).mean_shift == pytest.approx(expected, rel=1e-12)
+
+
+def test_combined_p_values_are_uniform_without_drift():
+    rng = np.random.default_rng(2025)
+    references = rng.uniform(0, 100, size=(2000, 80, 2))
+    currents = rng.uniform(0, 100, size=(2000, 20, 2))
+    p_values = joint_tests(references, currents, permutations=199, seed=0).p_value
+    assert kstest(p_values, "uniform").pvalue > 0.01
+    assert np.mean(p_values <= 0.05) == pytest.approx(0.05, abs=0.015)
 
 
 def test_p_values_are_uniform_without_drift():
@@ -69,16 +121,22 @@ def test_batched_tests_equal_one_at_a_time():
 
 def test_seed_drift_on_twenty_rows_is_found_by_the_joint_test_and_named_by_feature():
     report = score(fitted_detector(), batch("data_drift", 20, seed=7))
-    joint = report.joint["energy"]
+    joint = report.joint["energy_mean"]
     assert report.data_drift and joint.counts
-    assert "inputs:energy" in report.verdicts["data_drift"].drivers
+    assert "inputs:energy_mean" in report.verdicts["data_drift"].drivers
     assert "inputs" not in report.drifted_features
-    assert report.settings["joint_test"] == "energy"
+    assert report.settings["joint_test"] == "energy_mean"
+    assert "mean shift" in joint.note
+
+
+def test_the_energy_only_joint_test_is_still_offered():
+    report = score(fitted_detector(config=DriftConfig(joint_test="energy")), batch("data_drift", 20, seed=7))
+    assert list(report.joint) == ["energy"] and "inputs:energy" in report.verdicts["data_drift"].drivers
 
 
 def test_feature_adjusted_p_values_are_closed_testing_max_of_joint_and_holm():
     report = score(fitted_detector(), batch("data_drift", 20, seed=3))
-    joint = report.joint["energy"]
+    joint = report.joint["energy_mean"]
     ks = sorted((report.features[f]["ks"] for f in ("x0", "x1")), key=lambda r: r.p_value)
     scale = report.settings["family_size"] / 2  # two data tests in a family of four
     holm = [ks[0].p_value * 2, max(ks[0].p_value * 2, ks[1].p_value)]
@@ -89,7 +147,7 @@ def test_feature_adjusted_p_values_are_closed_testing_max_of_joint_and_holm():
 
 def test_clean_batch_keeps_the_joint_test_quiet():
     report = score(fitted_detector(), batch("clean", 20, seed=7))
-    assert not report.data_drift and report.joint["energy"].p_value > 0.05
+    assert not report.data_drift and report.joint["energy_mean"].p_value > 0.05
 
 
 def test_large_batches_keep_the_per_feature_ks_path():
@@ -145,9 +203,9 @@ def test_rows_with_missing_values_are_left_out_of_the_joint_test_only():
     detector = fitted_detector()
     report = score(detector, current)
     complete = current[["x0", "x1"]].dropna().to_numpy()
-    expected = energy_test(detector.profile_.joint.values, complete, permutations=999, seed=0)
-    assert report.joint["energy"].p_value == expected[1]
-    assert report.joint["energy"].statistic == pytest.approx(expected[0], rel=1e-12)
+    expected = joint_test(detector.profile_.joint.values, complete, permutations=999, seed=0)
+    assert report.joint["energy_mean"].p_value == expected.p_value
+    assert report.joint["energy_mean"].statistic == pytest.approx(expected.energy, rel=1e-12)
     assert report.sample_sizes["current"] == 20 and report.features["x0"]["ks"].p_value is not None
 
 

@@ -28,5 +28,5 @@ def test_each_test_result_has_statistic_threshold_and_both_decisions():
 
 def test_summary_names_the_verdicts_and_their_drivers():
     text = score(fitted_detector(), batch("data_drift", 50, seed=2)).summary()
-    assert "data_drift: DETECTED (inputs:energy, x0:ks, x1:ks)" in text
+    assert "data_drift: DETECTED (inputs:energy_mean, x0:ks, x1:ks)" in text
     assert "concept_drift: ok" in text

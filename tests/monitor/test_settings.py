@@ -38,3 +38,28 @@ def test_cli_prints_one_line_and_exits_2_on_bad_settings():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "MONITOR_PORT" in proc.stderr
+
+
+def test_joint_test_settings_sit_under_the_config_files_drift_settings(tmp_path):
+    from monitor.settings import load_config_file
+
+    settings = load_settings({"MONITOR_JOINT_TEST": "energy", "MONITOR_JOINT_MAX_ROWS": "500",
+                              "MONITOR_PERMUTATIONS": "199", "MONITOR_PERMUTATION_SEED": "7"})
+    defaults = settings.drift_defaults()
+    assert defaults == {"joint_test": "energy", "joint_max_rows": 500, "permutations": 199,
+                        "permutation_seed": 7}
+    assert load_config_file(None, defaults).drift_settings("any") == defaults
+    path = tmp_path / "monitor.yaml"
+    path.write_text("drift: {permutations: 99}\nmodels:\n  - name: m\n    drift: {joint_test: none}\n")
+    config = load_config_file(path, defaults)
+    assert config.drift_settings("m") == {**defaults, "permutations": 99, "joint_test": "none"}
+    assert config.drift_settings("other")["joint_test"] == "energy"
+    assert load_settings({}).drift_defaults() == {}  # unset: DriftConfig's own defaults, same profile keys
+
+
+@pytest.mark.parametrize(("name", "value"), [("MONITOR_JOINT_TEST", "mmd"), ("MONITOR_PERMUTATIONS", "0"),
+                                             ("MONITOR_JOINT_MAX_ROWS", "100000"),
+                                             ("MONITOR_PERMUTATION_SEED", "-1")])
+def test_bad_joint_test_settings_name_the_variable(name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_settings({name: value})

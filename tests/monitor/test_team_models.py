@@ -271,3 +271,26 @@ def test_a_dataset_without_a_loadable_source_still_names_the_target(make_app, au
     assert first.get_json()["collecting"]["message"].startswith("collecting reference, 100 of 100 rows")
     result = push(client, name, demand_frame(200, 102, "data_drift"), auth).get_json()
     assert result["data_drift"] is True and result["reference"]["kind"] == "window"
+
+
+def test_the_joint_test_settings_come_from_the_environment(make_app, auth, mlflow_client, unique_name,
+                                                           tmp_path):
+    name, other = unique_name("jointenv"), unique_name("jointyaml")
+    register_exercise_one(name)
+    register_exercise_one(other)
+    config = tmp_path / "monitor.yaml"  # a model's drift settings override the environment's
+    config.write_text(f"models:\n  - name: {other}\n"
+                      "    drift: {joint_test: energy_mean, permutations: 99}\n")
+    app = make_app(MONITOR_JOINT_TEST="energy", MONITOR_PERMUTATIONS=199, MONITOR_JOINT_MAX_ROWS=900,
+                   MONITOR_PERMUTATION_SEED=5, MONITOR_CONFIG_FILE=config)
+    client = app.test_client()
+    for model, test, permutations in ((name, "energy", 199), (other, "energy_mean", 99)):
+        result = push(client, model, demand_frame(100, 31, "data_drift"), auth).get_json()
+        report = client.get(f"/api/evaluations/{result['id']}", headers=auth).get_json()["report"]
+        assert list(report["joint"]) == [test], report["joint"]
+        assert f"{permutations} permutations" in report["joint"][test]["note"]
+        assert f"inputs:{test}" in report["verdicts"]["data_drift"]["drivers"]
+    # 400 reference rows + 600 > 900 pooled rows: the per-feature path
+    big = push(client, name, demand_frame(600, 32, "data_drift"), auth).get_json()
+    stored = client.get(f"/api/evaluations/{big['id']}", headers=auth).get_json()
+    assert stored["report"]["joint"] == {}
