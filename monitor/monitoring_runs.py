@@ -83,7 +83,7 @@ class RunLogger:
     def log_due(self) -> int:
         """Log every due row this process can claim; returns how many runs were finished."""
         done = 0
-        while not self._stopping:
+        while not self._stopping and not self._holds:  # a round here: its end wakes us again
             locked = self._dialect() == "postgresql"
             progressed = self._one_locked() if locked else self._one_leased()
             if progressed is None:
@@ -147,6 +147,8 @@ class RunLogger:
         alerts) come first, its MLflow runs right after it (the rows are durable either way)."""
         with self._lock:
             self._holds += 1
+            if self._thread is not None:
+                self._woken_while_held = True  # the running pass stops at its next row: resume after
         try:
             yield
         finally:
