@@ -1,119 +1,253 @@
-"""One full monitoring round: N registered models, a 10,000-row simulated batch each.
+"""Scheduled rounds of N registered models x a 10,000-row simulated batch, on 1 or K monitor replicas.
 
-Starts the real services the tests use (PostgreSQL database, SeaweedFS, MLflow tracking server),
-registers N small models with reference data, then times rounds with
-  cold      - fresh process state and no stored profiles (download models, build profiles),
-  restart   - fresh process state, profiles already in the database (what a restart sees),
-  warm      - same process again (model and profile caches hot),
-and prints time and Python peak memory (tracemalloc) per round; figures are also written to
-bench/results/monitor_round.json.
+Starts the real services the tests use (PostgreSQL, SeaweedFS, an MLflow tracking server),
+registers the models (one real training run and upload, the other names registered as their own
+models on the same logged model: ``tests.monitor.helpers.register_copies``), then for each model count
+and replica count starts K monitor processes (``create_app`` on one monitor database, one process =
+one replica) and has them all run the same slot's round at once:
 
-    .venv/bin/python bench/monitor_round.py [--models 20] [--rows 10000]
+  cold     - fresh processes, fresh database (download every model, build every profile)
+  restart  - fresh processes, profiles stored in the database (what a restart sees)
+  warm     - the same processes again (model and profile caches hot)
+
+Per round: wall seconds (start to the last replica done), seconds per model, the replicas' shares
+of the units, CPU seconds of the monitor processes, peak RSS of the largest replica, and the
+MLflow run outbox backlog when the round ends (runs are logged in the background, after the
+verdicts) and how long after the round it took to empty (the next round waits for that).
+``--code DIR`` runs the monitor code of another checkout with its own .venv (the "before"
+figures: ``--code /work/main``); there run one replica: without shared rounds only the leader
+evaluates.
+
+    .venv/bin/python bench/monitor_round.py --models 20,200,1000 --replicas 1,3 [--code DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-RESULTS = REPO / "bench" / "results" / "monitor_round.json"
+RESULTS = REPO / "bench" / "results"
+
+
+# --- one replica (a child process) ------------------------------------------------------------------
+
+def replica(code: str, settings_json: str) -> int:
+    sys.path.insert(0, code)
+    from monitor.app import create_app
+    from monitor.settings import MonitorSettings
+
+    settings = MonitorSettings.model_validate(json.loads(settings_json))
+    os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
+    app = create_app(settings)
+    monitor = app.extensions["driftline"]
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        command = line.split()
+        if not command or command[0] == "quit":
+            break
+        slot = int(command[1])
+        cpu0 = _cpu()
+        started = time.perf_counter()
+        outcomes = monitor.scheduler.run_round(slot)
+        seconds = time.perf_counter() - started
+        print(json.dumps({"seconds": seconds, "evaluations": len(outcomes), "cpu": _cpu() - cpu0,
+                          "statuses": sorted({o.status for o in outcomes}),
+                          "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+    monitor.close(grace_seconds=2)
+    return 0
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# --- the orchestrator --------------------------------------------------------------------------------
+
+class Replicas:
+    def __init__(self, python: str, code: str, settings: dict[str, str], count: int, logdir: Path) -> None:
+        argv = [python, str(Path(__file__).resolve()), "--replica", "--code", code,
+                "--settings", json.dumps(settings)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MONITOR_", "DRIFTLINE_"))}
+        env["PYTHONPATH"] = f"{code}:{REPO}"
+        self.procs = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                       env=env, cwd=code,
+                                       stderr=open(logdir / f"replica-{i}.log", "a"))  # noqa: SIM115
+                      for i in range(count)]
+        for proc in self.procs:
+            self._read(proc)
+
+    @staticmethod
+    def _read(proc: subprocess.Popen) -> dict:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"replica {proc.pid} exited ({proc.poll()}); see its log")
+        return json.loads(line)
+
+    def round(self, slot: int) -> tuple[float, list[dict]]:
+        started = time.perf_counter()
+        for proc in self.procs:
+            proc.stdin.write(f"round {slot}\n")
+            proc.stdin.flush()
+        answers = [self._read(proc) for proc in self.procs]
+        return time.perf_counter() - started, answers
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            try:
+                proc.stdin.write("quit\n")
+                proc.stdin.flush()
+            except OSError:
+                pass
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", type=int, default=20)
+    parser.add_argument("--models", default="20")
+    parser.add_argument("--replicas", default="1,3")
     parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--rounds", default="cold,restart,warm,warm")
+    parser.add_argument("--code", default=str(REPO))
+    parser.add_argument("--drain-max", type=float, default=600.0,
+                        help="wait at most this long after a round for the MLflow run outbox to empty")
+    parser.add_argument("--label", default=None, help="name of the results file (default: after/before)")
+    parser.add_argument("--replica", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.replica:
+        return replica(args.code, args.settings)
 
+    sys.path.insert(0, str(REPO))
     import mlflow
 
-    from monitor.app import create_app
-    from monitor.migrate import upgrade
-    from monitor.settings import MonitorSettings
-    from tests.monitor.helpers import register_model
+    from tests.monitor.helpers import register_copies
     from tests.services import postgres
     from tests.services.seaweedfs import CHECKSUM_ENV, start_s3_server
     from tests.services.tracking import start_tracking
 
+    code = str(Path(args.code).resolve())
+    python = str(Path(code) / ".venv" / "bin" / "python")
+    label = args.label or ("after" if Path(code) == REPO else "before")
+    counts = [int(n) for n in args.models.split(",")]
+    replica_counts = [int(n) for n in args.replicas.split(",")]
+    rounds = args.rounds.split(",")
     work = Path(tempfile.mkdtemp(prefix="driftline-bench-"))
     s3 = start_s3_server(work / "s3")
-    tracking_db, monitor_db = postgres.create_database("benchmlflow"), postgres.create_database("benchmon")
-    bucket = s3.make_bucket("bench")
-    tracking = start_tracking(work / "tracking", {
-        "DRIFTLINE_MODE": "local", "TRACKING_BACKEND_URI": tracking_db,
-        "TRACKING_ARTIFACTS_DESTINATION": f"s3://{bucket}/artifacts", **s3.env},
-        bucket=bucket, db_url=tracking_db)
+    tracking_db = postgres.create_database("benchmlflow")
+    tracking = None
+    results = []
     try:
-        import os
-
+        bucket = s3.make_bucket("bench")
+        tracking = start_tracking(work / "tracking", {
+            "DRIFTLINE_MODE": "local", "TRACKING_BACKEND_URI": tracking_db,
+            "TRACKING_ARTIFACTS_DESTINATION": f"s3://{bucket}/artifacts", **s3.env},
+            bucket=bucket, db_url=tracking_db)
         os.environ.update(CHECKSUM_ENV)
         mlflow.set_tracking_uri(tracking.url)
-        client = mlflow.MlflowClient(tracking.url)
-        names = [f"bench-{i:02d}" for i in range(args.models)]
+        names = [f"bench-{i:04d}" for i in range(max(counts))]
         started = time.perf_counter()
-        for name in names:
-            register_model(client, name, kind="linear")
-        print(f"registered {len(names)} models in {time.perf_counter() - started:.1f} s", flush=True)
-        upgrade(monitor_db)
-        config = work / "bench.yaml"
-        config.write_text("discover: false\nmodels:\n" + "".join(f"  - name: {n}\n" for n in names))
-        settings = MonitorSettings.model_validate({
-            "DRIFTLINE_MODE": "local", "MONITOR_DATABASE_URL": monitor_db,
-            "MLFLOW_TRACKING_URI": tracking.url,
-            "MONITOR_SCHEDULER": "false", "MONITOR_SOURCE": "simulated", "MONITOR_CONFIG_FILE": str(config),
-            "MONITOR_SIMULATED_ROWS": str(args.rows), "MONITOR_INTERVAL_SECONDS": "60"})
-
-        results = []
+        register_copies(mlflow.MlflowClient(tracking.url), names)
+        print(f"registered {len(names)} models in {time.perf_counter() - started:.0f} s", flush=True)
         slot = 1_000
-        app = None
-        for label in ("cold", "restart", "warm", "warm"):
-            if label != "warm":
-                if app is not None:
-                    app.extensions["driftline"].close()
-                app = create_app(settings)  # fresh caches, as in a new process
-            scheduler = app.extensions["driftline"].scheduler
-            slot += 1
-            tracemalloc.start()
-            t0 = time.perf_counter()
-            outcomes = scheduler.run_round(slot)
-            seconds = time.perf_counter() - t0
-            _, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
-            statuses = sorted({o.status for o in outcomes})
-            results.append((label, len(outcomes), seconds, peak / 2**20, statuses))
-            print(f"{label}: {seconds:.2f} s", flush=True)
-        app.extensions["driftline"].close()
-
-        print(f"\n{args.models} models x {args.rows:,} rows per batch (one round = one evaluation per model)")
-        print(f"{'round':<10}{'evals':>6}{'seconds':>10}{'s/model':>10}{'peak MiB':>10}  statuses")
-        for label, count, seconds, peak, statuses in results:
-            per_model = seconds / max(count, 1)
-            print(f"{label:<10}{count:>6}{seconds:>10.2f}{per_model:>10.3f}{peak:>10.1f}  {statuses}")
-        max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"process max RSS: {max_rss:.0f} MiB")
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps({
-            "models": args.models, "rows": args.rows,
-            "rounds": [{"round": label, "evaluations": count, "seconds": round(seconds, 2),
-                        "seconds_per_model": round(seconds / max(count, 1), 3),
-                        "peak_python_heap_mib": round(peak, 1), "statuses": statuses}
-                       for label, count, seconds, peak, statuses in results],
-            "max_rss_mib": round(max_rss),
-        }, indent=2) + "\n")
+        for count in counts:
+            config = work / f"models-{count}.yaml"
+            config.write_text("discover: false\nmodels:\n"
+                              + "".join(f"  - name: {n}\n" for n in names[:count]))
+            for replicas in replica_counts:
+                monitor_db = postgres.create_database("benchmon")
+                try:
+                    subprocess.run([python, "-m", "monitor", "migrate"], cwd=code, check=True,
+                                   env={**os.environ, "PYTHONPATH": code, "MONITOR_DATABASE_URL": monitor_db,
+                                        "DRIFTLINE_MODE": "local"}, capture_output=True)
+                    settings = {"DRIFTLINE_MODE": "local", "MONITOR_DATABASE_URL": monitor_db,
+                                "MLFLOW_TRACKING_URI": tracking.url, "MONITOR_SCHEDULER": "false",
+                                "MONITOR_SOURCE": "simulated", "MONITOR_CONFIG_FILE": str(config),
+                                "MONITOR_SIMULATED_ROWS": str(args.rows),
+                                # long enough that no round stops claiming at its deadline
+                                "MONITOR_INTERVAL_SECONDS": "3600"}
+                    group = None
+                    for label_round in rounds:
+                        if label_round != "warm" and group is not None:
+                            group.stop()
+                            group = None
+                        if group is None:
+                            group = Replicas(python, code, settings, replicas, work)
+                        slot += 1
+                        load = os.getloadavg()[0]
+                        seconds, answers = group.round(slot)
+                        backlog = _backlog(monitor_db)
+                        drained = time.perf_counter()
+                        while _backlog(monitor_db) and time.perf_counter() - drained < args.drain_max:
+                            time.sleep(0.5)
+                        row = _row(count, replicas, label_round, seconds, answers, load, backlog)
+                        row["outbox_drained_after_round_seconds"] = round(time.perf_counter() - drained, 1)
+                        row["outbox_left"] = _backlog(monitor_db)
+                        results.append(row)
+                        print(_line(row), flush=True)
+                    if group is not None:
+                        group.stop()
+                finally:
+                    postgres.drop_database(monitor_db)
     finally:
-        tracking.stop()
+        if tracking is not None:
+            tracking.stop()
         s3.stop()
         postgres.drop_database(tracking_db)
-        postgres.drop_database(monitor_db)
+    print(f"\n{label}: {args.rows:,} rows per batch; load average at each round's start")
+    for row in results:
+        print(_line(row))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"monitor_round_{label}.json"
+    out.write_text(json.dumps({"code": code, "rows": args.rows, "cpus": os.cpu_count(), "rounds": results},
+                              indent=1) + "\n")
     return 0
+
+
+def _backlog(db: str) -> int:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM monitoring_runs WHERE status = 'pending'"))
+                       .scalar() or 0)
+    finally:
+        engine.dispose()
+
+
+def _row(count: int, replicas: int, label: str, seconds: float, answers: list[dict], load: float,
+         backlog: int) -> dict:
+    evaluations = sum(a["evaluations"] for a in answers)
+    shares = [a["evaluations"] for a in answers]
+    return {"models": count, "replicas": replicas, "round": label, "seconds": round(seconds, 2),
+            "seconds_per_model": round(seconds / max(count, 1), 4), "evaluations": evaluations,
+            "shares": shares, "replica_seconds": [round(a["seconds"], 2) for a in answers],
+            "cpu_seconds": round(sum(a["cpu"] for a in answers), 2),
+            "cpu_seconds_per_model": round(sum(a["cpu"] for a in answers) / max(count, 1), 4),
+            "peak_rss_mib": round(max(a["rss_mib"] for a in answers)),
+            "statuses": sorted({s for a in answers for s in a["statuses"]}),
+            "outbox_backlog": backlog, "load_average": round(load, 2)}
+
+
+def _line(row: dict) -> str:
+    return (f"{row['models']:>5} models x{row['replicas']} {row['round']:<8} {row['seconds']:>8.2f} s "
+            f"{row['seconds_per_model']:>7.4f} s/model  cpu {row['cpu_seconds_per_model']:.4f} s/model  "
+            f"shares {row['shares']}  rss {row['peak_rss_mib']} MiB  backlog {row['outbox_backlog']} "
+            f"(empty {row.get('outbox_drained_after_round_seconds')} s on, {row.get('outbox_left')} left)  "
+            f"load {row['load_average']}  {row['statuses']}")
 
 
 if __name__ == "__main__":

@@ -81,8 +81,8 @@ def create_app(settings: MonitorSettings | None = None) -> Flask:
 
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
-    registry = Registry(settings.tracking_uri, settings.champion_alias)
-    profiles = ProfileStore(registry, sessions)
+    registry = Registry(settings.tracking_uri, settings.champion_alias, max_models=settings.model_cache_size)
+    profiles = ProfileStore(registry, sessions, max_profiles=2 * settings.model_cache_size)
     runs = RunLogger(sessions, registry)
     service = EvaluationService(settings=settings, config=config, sessions=sessions, registry=registry,
                                 profiles=profiles, listeners=[], runs=runs)

@@ -84,13 +84,14 @@ class EvaluationService:
 
     # --- entry point -------------------------------------------------------------------------------
     def evaluate(self, model_name: str, batch: Batch, *, alias: str | None = None,
-                 version: str | None = None) -> Outcome:
-        """Evaluate ``batch`` against the model version ``alias`` points at now (or ``version``)."""
+                 version: str | None = None, resolved: str | None = None) -> Outcome:
+        """Evaluate ``batch`` against the model version ``alias`` points at now (or ``version``);
+        ``resolved`` is the alias's version as a scheduled round resolved it for all models at once."""
         with self.runs.busy() if self.runs is not None else contextlib.nullcontext():
-            return self._evaluate(model_name, batch, alias=alias, version=version)
+            return self._evaluate(model_name, batch, alias=alias, version=version, resolved=resolved)
 
     def _evaluate(self, model_name: str, batch: Batch, *, alias: str | None,
-                  version: str | None) -> Outcome:
+                  version: str | None, resolved: str | None) -> Outcome:
         alias = None if version else (alias or self.settings.champion_alias)
         started = utcnow()
         clock = time.perf_counter()
@@ -112,7 +113,8 @@ class EvaluationService:
         pending = None  # an unlabelled batch: what completing it when its labels come needs
         loop_work = None
         try:
-            version = version or self._resolve(model_name, alias, recent_ok=batch.source == "push")
+            version = version or resolved or self._resolve(model_name, alias,
+                                                           recent_ok=batch.source == "push")
             row.model_version = version
             model_config = self.config.model(model_name)
             model = self.registry.load(model_name, version, target=model_config.target,

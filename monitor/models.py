@@ -275,3 +275,27 @@ class StoredEstimator(Base):
     key: Mapped[str] = mapped_column(sa.String(255))
     estimator: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)  # None: none possible
     created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+
+
+class WorkClaim(Base):
+    """One unit of a scheduled round: a model in a slot. Every replica plans the round (inserts the
+    units, ignoring ones already there) and claims pending units with ``FOR UPDATE SKIP LOCKED`` and a
+    lease (monitor.claims); a unit whose claimer died is claimed again once its lease ends.
+    Migration ``0009_work_claims``."""
+
+    __tablename__ = "work_claims"
+    __table_args__ = (sa.UniqueConstraint("slot", "model_name", name="uq_work_claims_slot_model"),
+                      sa.Index("ix_work_claims_pending", "status", "slot"))
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    slot: Mapped[int] = mapped_column(sa.BigInteger)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    model_version: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending|done|failed|expired
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    done_by: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    evaluations: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)

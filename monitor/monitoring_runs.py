@@ -7,9 +7,10 @@ through ``Registry.log_evaluation``. Guarantees:
 - Nothing lost: the row is durable with the evaluation. A process that dies leaves it pending; the
   next logger (any worker after a restart, the leader's periodic sweep) takes it.
 - One run per evaluation: claims are exclusive (``FOR UPDATE SKIP LOCKED`` held while logging on
-  PostgreSQL, so a crash releases the row at once; a lease on SQLite, released by ``serve`` at
-  start). The MLflow run carries the row's ``run_key``; a run created before a crash is found by
-  that key and finished (or, if finished already, just recorded), never created twice.
+  PostgreSQL, so a crash releases the row at once; on SQLite a lease claim (``monitor.claims``,
+  shared with the rounds' work units) released by ``serve`` at start). The MLflow run carries the
+  row's ``run_key``; a run created before a crash is found by that key and finished (or, if
+  finished already, just recorded), never created twice.
 - The evaluation row gets its ``mlflow_run_id`` when the run is finished.
 """
 
@@ -28,6 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.claims import claim
 from monitor.db import utcnow
 from monitor.models import Evaluation, MonitoringRun
 from monitor.registry import Registry
@@ -77,6 +79,8 @@ class RunLogger:
         self._again = False
         self._stopping = False
         self._pid = os.getpid()
+        self._holds = 0
+        self._woken_while_held = False
 
     # --- one pass ---------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -102,7 +106,7 @@ class RunLogger:
     def log_due(self, give_way: bool = False) -> int:
         """Log every due row this process can claim; returns how many runs were finished."""
         done = 0
-        while not self._stopping:
+        while not self._stopping and not self._holds:  # a round here: its end wakes us again
             if give_way:
                 self._give_way()
             locked = self._dialect() == "postgresql"
@@ -115,10 +119,12 @@ class RunLogger:
     def _dialect(self) -> str:
         return self.sessions.kw["bind"].dialect.name
 
+    @staticmethod
+    def _due_where() -> list[sa.ColumnElement[bool]]:
+        return [MonitoringRun.status == "pending", MonitoringRun.next_attempt_at <= utcnow()]
+
     def _due(self) -> sa.Select:
-        return (sa.select(MonitoringRun).where(MonitoringRun.status == "pending",
-                                               MonitoringRun.next_attempt_at <= utcnow())
-                .order_by(MonitoringRun.id).limit(1))
+        return sa.select(MonitoringRun).where(*self._due_where()).order_by(MonitoringRun.id).limit(1)
 
     def _one_locked(self) -> int | None:
         with self.sessions() as session, session.begin():
@@ -128,24 +134,15 @@ class RunLogger:
             return self._log(session, row)  # the row lock is held until this commit
 
     def _one_leased(self) -> int | None:
-        now = utcnow()
-        with self.sessions() as session:
-            with session.begin():
-                free = sa.or_(MonitoringRun.lease_until.is_(None), MonitoringRun.lease_until < now)
-                row = session.scalar(self._due().where(free))
-                if row is None:
-                    return None
-                claimed = session.execute(
-                    sa.update(MonitoringRun).where(MonitoringRun.id == row.id, free)
-                    .values(lease_owner=self.owner, lease_until=now + LEASE)
-                    .execution_options(synchronize_session=False)).rowcount
-            if claimed != 1:
-                return 0  # another worker took it: look again
-            with session.begin():
-                row = session.get(MonitoringRun, row.id, populate_existing=True)
-                result = self._log(session, row)
-                row.lease_owner, row.lease_until = None, None
-                return result
+        claimed = claim(self.sessions, MonitoringRun, where=self._due_where(), order_by=[MonitoringRun.id],
+                        owner=self.owner, lease=LEASE)
+        if not claimed:
+            return None
+        with self.sessions() as session, session.begin():
+            row = session.get(MonitoringRun, claimed[0], populate_existing=True)
+            result = self._log(session, row)
+            row.lease_owner, row.lease_until = None, None
+            return result
 
     def _log(self, session: Session, row: MonitoringRun) -> int:
         payload = row.payload
@@ -174,10 +171,32 @@ class RunLogger:
         return 1
 
     # --- the background thread --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Defer background logging while a scheduled round evaluates: the round's verdicts (and
+        alerts) come first, its MLflow runs right after it (the rows are durable either way)."""
+        with self._lock:
+            self._holds += 1
+            if self._thread is not None:
+                self._woken_while_held = True  # the running pass stops at its next row: resume after
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holds -= 1
+                wake = self._holds == 0 and self._woken_while_held
+                if wake:
+                    self._woken_while_held = False
+            if wake:
+                self.wake()
+
     def wake(self) -> None:
         """Log due rows now in the background; never blocks and never raises."""
         try:
             with self._lock:
+                if self._holds:
+                    self._woken_while_held = True
+                    return
                 if self._pid != os.getpid():  # forked: the parent's thread does not exist here
                     self._pid, self._thread, self._again = os.getpid(), None, False
                 if self._thread is not None:
@@ -193,6 +212,8 @@ class RunLogger:
 
     def sweep(self) -> None:
         """The leader's periodic job: retries and rows left by processes that died."""
+        if self._holds:
+            return  # a round is evaluating here: its end wakes the logger
         try:
             self.log_due()
         except Exception:  # noqa: BLE001 - a database blip: next sweep

@@ -1,13 +1,17 @@
-"""Scheduled evaluation rounds, run by exactly one process per database.
+"""Scheduled evaluation rounds.
 
-Every gunicorn worker (and every replica) builds a scheduler, but a round only runs in the process
-that holds the leader lock: a PostgreSQL session-level advisory lock (``pg_try_advisory_lock``) on a
-dedicated connection, or an exclusive file lock beside the SQLite database in local mode. If the
-leader dies its connection closes, the lock frees, and another process takes over at its next tick.
+On PostgreSQL every process (every gunicorn worker of every replica) takes part in every round: the
+round's work units (model x slot) are planned once and claimed through the database
+(monitor.work_units: ``FOR UPDATE SKIP LOCKED`` plus a lease), so each unit runs once, replicas add
+capacity, and a dead replica's units are taken over after the lease. Duties that must run in one
+place stay on the leader: the process holding a PostgreSQL session-level advisory lock
+(``pg_try_advisory_lock``) on a dedicated connection runs the dependency probes, alert delivery,
+retention, the outbox sweep and the catch-up after an outage. In local mode (SQLite) there are no
+claims: the process holding an exclusive file lock beside the database runs everything.
 
 Ticks are aligned to wall-clock multiples of the interval and the simulated batch id is the slot
-number, so even if two processes believed they were leader for the same tick they would produce the
-same (model, batch id) and the evaluations' unique constraint would keep one.
+number, so every process agrees on the slot, and even a unit done twice (a lease that ran out) would
+produce the same (model, batch id), which the evaluations' unique constraint keeps once.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,9 +34,11 @@ from sqlalchemy.pool import NullPool
 from monitor.db import utcnow
 from monitor.evaluation import DatabaseUnavailable, EvaluationService, Outcome
 from monitor.missed_slots import ALL_MODELS, dependency_of, mark_caught_up, record_missed
+from monitor.models import MissedSlot
 from monitor.registry import ModelNotFound, TrackingUnavailable
 from monitor.sources.s3_inbox import InboxUnavailable, S3Inbox
 from monitor.sources.simulated import slot_batch
+from monitor.work_units import HORIZON_SLOTS, RoundClaims, Unit
 
 log = logging.getLogger(__name__)
 ADVISORY_KEY = 0x44524946544C4E  # "DRIFTLN": one scheduler leader per monitor database
@@ -143,6 +151,15 @@ class MonitorScheduler:
         self._unrecorded: list[tuple[str, int, str, str | None]] = []  # missed slots not yet written
         self._round_lock = threading.Lock()
         self._stopping = False
+        self._batches: dict[str, Any] = {}
+        self._round = _RoundTally()
+        # PostgreSQL: every process claims work units; SQLite: the leader evaluates everything.
+        self.claims: RoundClaims | None = None
+        if not self.lock.is_sqlite:
+            # The pid in the owner tells an operator (and the tests) which process holds a unit.
+            owner = f"{os.getpid()}:{uuid.uuid4().hex[:16]}"
+            self.claims = RoundClaims(service.sessions, owner, self.settings.claim_lease_seconds,
+                                      self.settings.claim_batch_size)
 
     @property
     def interval(self) -> float:
@@ -233,8 +250,11 @@ class MonitorScheduler:
         try:
             self._failures.clear()
             self._not_before.clear()
-            log.info("%s is back: catching up slot %s now", dependency, self.current_slot())
-            return self._run_round(self.current_slot())
+            slot = self.current_slot()
+            log.info("%s is back: catching up slot %s now", dependency, slot)
+            if self.claims is not None:
+                self.claims.reopen_failed(slot)
+            return self._run_round(slot)
         finally:
             self._round_lock.release()
 
@@ -249,7 +269,11 @@ class MonitorScheduler:
     def tick(self) -> None:
         if self._stopping:
             return
-        if not self.lock.held():
+        leader = self.lock.held()
+        if self.claims is not None and self.lock.lost_at is None:
+            self.run_round(self.current_slot())  # every process claims its share
+            return
+        if not leader:
             if self.lock.lost_at is not None:
                 # Nobody leads while the database is down: the last leader notes the slots it misses.
                 reason = "monitor database unavailable: no scheduler leader"
@@ -269,60 +293,140 @@ class MonitorScheduler:
         skipped = {m.name for m in self.config.models if not m.monitor}
         return sorted(set(names) - skipped)
 
+    def round_versions(self) -> dict[str, str | None]:
+        """The monitored models and the version the champion alias points at for each (None: not
+        known from the listing, resolved at evaluation): one registry listing for the round."""
+        versions, opted = self.service.registry.alias_versions()
+        names = [m.name for m in self.config.models if m.monitor]
+        if self.config.discover:
+            names += [n for n in versions if n not in opted]
+        skipped = {m.name for m in self.config.models if not m.monitor}
+        return {name: versions.get(name) for name in sorted(set(names) - skipped)}
+
     def run_round(self, slot: int) -> list[Outcome]:
         with self._round_lock:
             return self._run_round(slot)
 
     def _run_round(self, slot: int) -> list[Outcome]:
-        """Evaluate every monitored model once for this slot; one model's trouble never stops the rest.
-        Every model left unevaluated is recorded as a missed slot (monitor.missed_slots)."""
+        """Evaluate every monitored model once for this slot (on PostgreSQL: the units this process
+        claims); one model's trouble never stops the rest. Every model left unevaluated is recorded
+        as a missed slot (monitor.missed_slots)."""
         started = time.perf_counter()
-        outcomes: list[Outcome] = []
-        missed: list[tuple[str, int, str, str | None]] = []
+        self._round = _RoundTally()
+        error = None
+        runs = self.service.runs
         try:
-            names = self.models()
+            with runs.held() if runs is not None else contextlib.nullcontext():
+                self._round_units(slot, started)
         except TrackingUnavailable as exc:
             log.warning("cannot list models: %s", exc)
-            self.last_round = {"slot": slot, "error": str(exc)}
+            error = str(exc)
             for name in self._known_models or [ALL_MODELS]:
-                missed.append((name, slot, f"cannot list models: {exc}", "tracking"))
-            self._record_missed(missed)
-            return outcomes
-        self._known_models = names
-        for name in names:
+                self._round.missed.append((name, slot, f"cannot list models: {exc}", "tracking"))
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("round %s: monitor database unavailable: %s", slot, type(exc).__name__)
+            error = f"monitor database unavailable: {type(exc).__name__}"
+        tally = self._round
+        self._record_missed(tally.missed)
+        self._caught_up(tally.caught_up)
+        self.last_round = {"slot": slot, "models": tally.units, "evaluations": len(tally.outcomes),
+                           "missed": len(tally.missed), "seconds": round(time.perf_counter() - started, 3)}
+        if error is not None:
+            self.last_round["error"] = error
+        return tally.outcomes
+
+    def _round_units(self, slot: int, started: float) -> None:
+        if self.claims is None:
+            versions = self.round_versions()
+            self._known_models = list(versions)
+            self._evaluate_units([Unit(0, slot, name, version) for name, version in versions.items()])
+        else:
+            self._claimed_round(slot, started)
+
+    def _claimed_round(self, slot: int, started: float) -> None:
+        """Plan the slot, then claim and evaluate units until none is left or 80 % of the interval
+        is gone. Units leased by another process are waited for (their lease may run out: a dead
+        replica) within that time too."""
+        assert self.claims is not None
+
+        def listing() -> dict[str, str | None]:
+            versions = self.round_versions()
+            self._known_models = list(versions)
+            return versions
+
+        for name, old in self.claims.plan(slot, listing):
+            self._round.missed.append((name, old, "not evaluated within its slot and the next "
+                                                  f"{HORIZON_SLOTS}: the replicas were busy or down", None))
+        deadline = started + 0.8 * self.interval
+        # Past the deadline claim nothing new: the next tick plans its slot on time and claims the
+        # older slot's leftovers first.
+        while not self._stopping and time.perf_counter() < deadline:
+            cached = {name for name, _ in self.service.registry.cached_versions()}
+            units = self.claims.claim(slot, prefer=cached)
+            if units:
+                self._evaluate_units(units)
+                continue
+            free_at = self.claims.next_free(slot)
+            if free_at is None:
+                return
+            wait = (free_at - utcnow()).total_seconds()
+            time.sleep(min(max(wait, 0.05), 1.0, max(0.0, deadline - time.perf_counter())))
+
+    def _evaluate_units(self, units: list[Unit]) -> None:
+        tally = self._round
+        finished: list[tuple[Unit, str, int]] = []
+        renewed = time.monotonic()
+        for index, unit in enumerate(units):
+            if self.claims is not None and time.monotonic() - renewed > self.settings.claim_lease_seconds / 2:
+                self.claims.renew(units[index:])  # still alive: the rest of the batch stays ours
+                renewed = time.monotonic()
             if self._stopping:
-                missed.append((name, slot, "monitor shutting down", None))
+                if self.claims is not None:
+                    self.claims.release(units[index:])  # others take them now, not after the lease
+                    break
+                tally.missed.append((unit.model_name, unit.slot, "monitor shutting down", None))
                 continue
-            if time.monotonic() < self._not_before.get(name, 0.0):
-                missed.append((name, slot, f"backing off after {self._failures.get(name, 0)} failed "
-                                           f"round(s)", self._last_dependency.get(name)))
-                continue
-            try:
-                for outcome in self._evaluate_model(name, slot):
-                    outcomes.append(outcome)
-                    self._note(name, transient=outcome.transient)
-                    if outcome.transient:
-                        reason = str(outcome.result.get("error") or "evaluation failed")
-                        self._last_dependency[name] = dependency_of(reason)
-                        missed.append((name, slot, reason, self._last_dependency[name]))
-                    elif outcome.status in ("ok", "rejected"):
-                        self._caught_up(name, slot, outcome.evaluation_id)
-            except (DatabaseUnavailable, InboxUnavailable) as exc:
-                log.warning("round %s, model %s: %s (will retry)", slot, name, exc)
-                self._note(name, transient=True)
-                dependency = "database" if isinstance(exc, DatabaseUnavailable) else "s3_inbox"
-                self._last_dependency[name] = dependency
-                missed.append((name, slot, str(exc), dependency))
-            except ModelNotFound as exc:
-                log.warning("round %s: model %s is gone from the registry: %s", slot, name, exc)
-            except Exception as exc:  # noqa: BLE001 - one model's bug must not stop the others or the scheduler
-                log.exception("round %s, model %s: unexpected error", slot, name)
-                self._note(name, transient=True)
-                missed.append((name, slot, f"unexpected error: {type(exc).__name__}", None))
-        self._record_missed(missed)
-        self.last_round = {"slot": slot, "models": len(names), "evaluations": len(outcomes),
-                           "missed": len(missed), "seconds": round(time.perf_counter() - started, 3)}
-        return outcomes
+            outcomes, failed = self._evaluate_unit(unit)
+            tally.units += 1
+            failed = failed or any(o.transient for o in outcomes)
+            finished.append((unit, "failed" if failed else "done", len(outcomes)))
+        if self.claims is not None:
+            self.claims.finish(finished)
+
+    def _evaluate_unit(self, unit: Unit) -> tuple[list[Outcome], bool]:
+        """The unit's outcomes, and whether it failed before any (backoff, outage, a bug)."""
+        name, slot, tally = unit.model_name, unit.slot, self._round
+        if time.monotonic() < self._not_before.get(name, 0.0):
+            tally.missed.append((name, slot, f"backing off after {self._failures.get(name, 0)} failed "
+                                             f"round(s)", self._last_dependency.get(name)))
+            return [], True
+        outcomes: list[Outcome] = []
+        try:
+            for outcome in self._evaluate_model(name, slot, unit.model_version):
+                outcomes.append(outcome)
+                tally.outcomes.append(outcome)
+                self._note(name, transient=outcome.transient)
+                if outcome.transient:
+                    reason = str(outcome.result.get("error") or "evaluation failed")
+                    self._last_dependency[name] = dependency_of(reason)
+                    tally.missed.append((name, slot, reason, self._last_dependency[name]))
+                elif outcome.status in ("ok", "rejected"):
+                    tally.caught_up.append((name, slot, outcome.evaluation_id))
+        except (DatabaseUnavailable, InboxUnavailable) as exc:
+            log.warning("round %s, model %s: %s (will retry)", slot, name, exc)
+            self._note(name, transient=True)
+            dependency = "database" if isinstance(exc, DatabaseUnavailable) else "s3_inbox"
+            self._last_dependency[name] = dependency
+            tally.missed.append((name, slot, str(exc), dependency))
+            return outcomes, True
+        except ModelNotFound as exc:
+            log.warning("round %s: model %s is gone from the registry: %s", slot, name, exc)
+        except Exception as exc:  # noqa: BLE001 - one model's bug must not stop the others or the scheduler
+            log.exception("round %s, model %s: unexpected error", slot, name)
+            self._note(name, transient=True)
+            tally.missed.append((name, slot, f"unexpected error: {type(exc).__name__}", None))
+            return outcomes, True
+        return outcomes, False
 
     def _record_missed(self, missed: list[tuple[str, int, str, str | None]]) -> None:
         """Write missed slots; while the database is down they wait in memory (bounded)."""
@@ -336,21 +440,34 @@ class MonitorScheduler:
             self._unrecorded = pending[-MAX_UNRECORDED_MISSED:]
             log.warning("cannot record %d missed slot(s) yet: %s", len(pending), type(exc).__name__)
 
-    def _caught_up(self, name: str, slot: int, evaluation_id: int | None) -> None:
+    def _caught_up(self, done: list[tuple[str, int, int | None]]) -> None:
+        """Close the open missed slots of models evaluated this round: one query finds which models
+        have any (usually none), so a round costs no write per model."""
+        if not done:
+            return
         try:
-            mark_caught_up(self.service.sessions, name, slot, evaluation_id, utcnow())
+            with self.service.sessions() as session:
+                open_models = set(session.scalars(sa.select(MissedSlot.model_name).distinct()
+                                                  .where(MissedSlot.caught_up_at.is_(None))))
+            if not open_models:
+                return
+            everyone = ALL_MODELS in open_models
+            for name, slot, evaluation_id in done:
+                if everyone or name in open_models:
+                    mark_caught_up(self.service.sessions, name, slot, evaluation_id, utcnow())
         except sa.exc.SQLAlchemyError as exc:
-            log.warning("cannot mark missed slots of %s caught up: %s", name, type(exc).__name__)
+            log.warning("cannot mark missed slots caught up: %s", type(exc).__name__)
 
-    def _evaluate_model(self, name: str, slot: int) -> list[Outcome]:
+    def _evaluate_model(self, name: str, slot: int, version: str | None = None) -> list[Outcome]:
+        """``version``: the champion's version as the round resolved it (None: resolve now)."""
         model_config = self.config.model(name)
         source = model_config.source or self.settings.default_source
         if source == "simulated":
-            if not self._fits_scenarios(name):
+            if not self._fits_scenarios(name, version):
                 return []
             cycle = model_config.scenarios or self.config.scenarios
             rows = model_config.rows or self.settings.simulated_rows
-            return [self.service.evaluate(name, slot_batch(slot, cycle, rows))]
+            return [self.service.evaluate(name, self._batch(slot, cycle, rows), resolved=version)]
         if source == "s3":
             inbox = model_config.s3_inbox or self.settings.s3_inbox
             if not inbox:
@@ -359,10 +476,19 @@ class MonitorScheduler:
                 return []
             if "{model}" in inbox:
                 inbox = inbox.replace("{model}", name)
-            return [self.service.evaluate(name, batch) for batch in self.inbox.pending(name, inbox)]
+            return [self.service.evaluate(name, batch, resolved=version)
+                    for batch in self.inbox.pending(name, inbox)]
         return []  # push: evaluated when batches arrive
 
-    def _fits_scenarios(self, name: str) -> bool:
+    def _batch(self, slot: int, cycle: Any, rows: int) -> Any:
+        """The slot's simulated batch: the same for every model watching the same cycle and size,
+        so it is built once per round, not once per model (10,000 rows take ~10 ms)."""
+        key = (slot, tuple(cycle), rows)
+        if self._batches.get("key") != key:
+            self._batches = {"key": key, "batch": slot_batch(slot, cycle, rows)}
+        return self._batches["batch"]
+
+    def _fits_scenarios(self, name: str, version: str | None = None) -> bool:
         """The simulated source only feeds models whose inputs are its scenario columns (the demo
         models); every other champion is push, inbox or reference window only."""
         from seed_scenarios import FEATURES
@@ -370,7 +496,7 @@ class MonitorScheduler:
         registry = self.service.registry
         model_config = self.config.model(name)
         try:
-            version = registry.resolve(name)
+            version = version or registry.resolve(name)
             model = registry.load(name, version, target=model_config.target, task=model_config.task)
         except TrackingUnavailable:
             return True  # cannot tell now: the evaluation records the outage (and retries with backoff)
@@ -393,3 +519,14 @@ class MonitorScheduler:
         delay = min(self.settings.retry_max_seconds, self.interval * 2 ** (failures - 1))
         # The next tick comes after one interval anyway: only longer delays need skipping ticks.
         self._not_before[name] = time.monotonic() + delay - self.interval
+
+
+class _RoundTally:
+    """What one round of this process did: outcomes, missed slots, models to mark caught up."""
+
+    def __init__(self) -> None:
+        self.units = 0
+        self.outcomes: list[Outcome] = []
+        self.missed: list[tuple[str, int, str, str | None]] = []
+        self.caught_up: list[tuple[str, int, int | None]] = []
+

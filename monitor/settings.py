@@ -108,6 +108,11 @@ class MonitorSettings(BaseSettings):
     metrics_token: SecretStr | None = Field(None, validation_alias="MONITOR_METRICS_TOKEN")
     read_auth_cache_seconds: float = Field(60.0, ge=0, le=3600,
                                            validation_alias="MONITOR_READ_AUTH_CACHE_SECONDS")
+    # Scale out (issue 18): replicas share a round's work units through PostgreSQL claims.
+    claim_lease_seconds: float = Field(60.0, ge=1, le=86400, validation_alias="MONITOR_CLAIM_LEASE_SECONDS")
+    claim_batch_size: int = Field(5, ge=1, le=1000, validation_alias="MONITOR_CLAIM_BATCH_SIZE")
+    # Loaded model versions kept per process (profiles: twice as many); a warm round needs them all.
+    model_cache_size: int = Field(1024, ge=1, le=100_000, validation_alias="MONITOR_MODEL_CACHE_SIZE")
 
     # The closed loop (issue 15, docs/promotion.md): challengers, promotion, rollback, retraining.
     challenger_aliases: str = Field("challenger.*", min_length=1,

@@ -56,3 +56,32 @@ def register_model(client: mlflow.MlflowClient, name: str, *, kind: str = "linea
     if alias:
         client.set_registered_model_alias(name, alias, version)
     return version
+
+
+def register_copies(client: mlflow.MlflowClient, names: list[str], *, kind: str = "linear",
+                    alias: str = "champion") -> None:
+    """Register many models fast: one real training run and artifact upload (``register_model`` for
+    the first name), then every other name gets its own registered model whose version 1 points at
+    the same logged model and run (so the same reference artifacts) with the same tags and alias.
+    Each name is still its own model to the monitor: resolved, loaded and profiled separately."""
+    if not names:
+        return
+    first = names[0]
+    version = register_model(client, first, kind=kind, alias=alias)
+    source = client.get_model_version(first, version)
+    for name in names[1:]:
+        client.create_registered_model(name)
+        copy = client.create_model_version(name, source.source, run_id=source.run_id,
+                                           tags={"driftline.target": TARGET,
+                                                 "driftline.features": ",".join(FEATURES)},
+                                           model_id=_logged_model_id(source))
+        client.set_registered_model_alias(name, alias, copy.version)
+
+
+def _logged_model_id(version) -> str | None:  # noqa: ANN001 - mlflow ModelVersion
+    """MLflow 3 refuses a ``models:/m-…`` source unless the logged model's id comes with it."""
+    found = getattr(version, "model_id", None)
+    if found:
+        return found
+    source = str(version.source)
+    return source.removeprefix("models:/").split("/")[0] if source.startswith("models:/m-") else None

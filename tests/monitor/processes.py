@@ -13,14 +13,15 @@ from tests.services.process import ManagedProcess, free_port, http_ok
 from tests.services.tracking import REPO, clean_env
 
 
-def start_monitor(workdir: Path, name: str, *, db_url: str, tracking_url: str, model: str,
+def start_monitor(workdir: Path, name: str, *, db_url: str, tracking_url: str, model: str | list[str],
                   interval: float = 2.0, workers: int = 2, scheduler: bool = True,
                   **extra: str) -> tuple[ManagedProcess, str]:
-    """A monitor serving on a free port, scheduler on (unless told), watching only ``model``
-    (simulated source)."""
+    """A monitor serving on a free port, scheduler on (unless told), watching only ``model`` (or
+    the models listed; simulated source)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / f"{name}.yaml"
-    config.write_text(f"discover: false\nmodels:\n  - name: {model}\n")
+    names = [model] if isinstance(model, str) else model
+    config.write_text("discover: false\nmodels:\n" + "".join(f"  - name: {n}\n" for n in names))
     port = free_port()
     env = clean_env(
         DRIFTLINE_MODE="local", DRIFTLINE_DATA_DIR=str(workdir), MONITOR_DATABASE_URL=db_url,
