@@ -296,8 +296,15 @@ class MonitorScheduler:
     def round_versions(self) -> dict[str, str | None]:
         """The monitored models and the version the champion alias points at for each (None: not
         known from the listing, resolved at evaluation): one registry listing for the round."""
-        versions, opted = self.service.registry.alias_versions()
         names = [m.name for m in self.config.models if m.monitor]
+        try:
+            versions, opted = self.service.registry.alias_versions()
+        except TrackingUnavailable:
+            if self.config.discover:
+                raise
+            # Configured models need no listing: each evaluation resolves its own alias, so a tracking
+            # outage is a failed evaluation naming it (as before the round-wide listing), not a blank.
+            versions, opted = {}, set()
         if self.config.discover:
             names += [n for n in versions if n not in opted]
         skipped = {m.name for m in self.config.models if not m.monitor}
