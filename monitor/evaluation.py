@@ -183,6 +183,17 @@ class EvaluationService:
         outcome.transient = transient
         return outcome
 
+    def warm(self, model_name: str) -> str:
+        """Resolve the champion alias (cached as a push would), load that version and its reference
+        profile: what a worker does at start (monitor/preload.py) so no request pays it."""
+        alias = self.settings.champion_alias
+        version = self._ask_alias(model_name, alias, (model_name, alias))
+        model_config = self.config.model(model_name)
+        model = self.registry.load(model_name, version, target=model_config.target, task=model_config.task)
+        self.profiles.resolve(model, self.config.drift_settings(model.name),
+                              self.settings.reference_window_rows)
+        return version
+
     # --- steps -------------------------------------------------------------------------------------
     def _resolve(self, model_name: str, alias: str | None, *, recent_ok: bool) -> str:
         """The alias's version; a push may use the answer of the last few seconds

@@ -382,18 +382,23 @@ class Registry:
 
     # --- monitoring runs -------------------------------------------------------------------------
     def log_evaluation(self, *, model: str, version: str, batch_id: str, metrics: dict[str, float],
-                       result: dict[str, Any], tags: dict[str, str], run_key: str | None = None) -> str:
+                       result: dict[str, Any], tags: dict[str, str], run_key: str | None = None,
+                       search: bool = True) -> str:
         """One run in the `monitoring` experiment: metrics plus the full result as evaluation.json.
 
-        With ``run_key`` (the outbox's), a run already carrying that key is finished or reused instead
-        of a second one being created: a crash between creating and finishing a run is repaired here."""
+        Four tracking calls: ``create_run`` with every tag, one ``log_batch`` with every metric, the
+        evaluation.json upload, ``set_terminated``. With ``run_key`` (the outbox's) and ``search``, a
+        run already carrying that key is finished or reused instead of a second one being created:
+        a crash between creating and finishing a run is repaired here. The outbox asks for the search
+        only when an earlier attempt may have created the run (``monitoring_run_starts``): it is a
+        query over the whole experiment, the costliest of the calls as the experiment grows."""
         from mlflow.entities import Metric
 
         experiment_id = self._experiment()
         run_tags = {"driftline.model": model, "driftline.model_version": version,
                     "driftline.batch_id": batch_id, "mlflow.runName": f"{model}-v{version}-{batch_id}",
                     **tags}
-        existing = self.find_runs(run_key) if run_key else []
+        existing = self.find_runs(run_key) if run_key and search else []
         finished = [r for r in existing if r.info.status == "FINISHED"]
         if finished:
             for extra in existing:

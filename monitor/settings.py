@@ -43,6 +43,16 @@ class MonitorSettings(BaseSettings):
     # not queue behind pushes).
     threads: int = Field(4, ge=1, le=64, validation_alias="MONITOR_THREADS")
     api_token: SecretStr | None = Field(None, validation_alias="MONITOR_API_TOKEN")
+    # Who logs the MLflow runs of the outbox (monitor/monitoring_runs.py): ``process``, one side
+    # process per instance started by the gunicorn master (the request workers never log); ``thread``,
+    # a background thread in every process that evaluates (apps built in process, tests, one-shots).
+    run_logger: Literal["process", "thread"] = Field("process", validation_alias="MONITOR_RUN_LOGGER")
+    run_logger_threads: int = Field(2, ge=1, le=32, validation_alias="MONITOR_RUN_LOGGER_THREADS")
+    run_logger_poll_seconds: float = Field(0.5, gt=0, le=60,
+                                           validation_alias="MONITOR_RUN_LOGGER_POLL_SECONDS")
+    # Load every version the monitor will be asked about (champions, configured models) in each
+    # worker as it starts, in the background, so no request pays a model load (gunicorn post_fork).
+    preload_models: bool = Field(True, validation_alias="MONITOR_PRELOAD_MODELS")
     config_file: Path | None = Field(None, validation_alias="MONITOR_CONFIG_FILE")
     public_url: str = Field("http://localhost:8000", validation_alias="MONITOR_PUBLIC_URL")
     mlflow_public_url: str = Field("http://localhost:5000", validation_alias="MLFLOW_PUBLIC_URL")
