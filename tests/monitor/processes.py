@@ -34,7 +34,8 @@ def start_monitor(workdir: Path, name: str, *, db_url: str, tracking_url: str, m
     proc = ManagedProcess(name, [sys.executable, "-m", "monitor", "serve"], workdir / f"{name}.log",
                           env=env, cwd=REPO).start()
     url = f"http://127.0.0.1:{port}"
-    proc.wait_until(lambda: http_ok(f"{url}/healthz"), timeout=60, what="serving /healthz")
+    # Booting takes 5-10 s; on a 2-core machine shared with other test runs it took over 60 s.
+    proc.wait_until(lambda: http_ok(f"{url}/healthz"), timeout=150, what="serving /healthz")
     return proc, url
 
 
