@@ -44,7 +44,7 @@ def test_numeric_and_categorical_predictions_are_identical(monkeypatch, max_cell
             wrapped = fast(model)
             assert isinstance(wrapped, FastRegressor)
             assert (wrapped.table is not None) == (max_cells > 0 and not categories)
-            for n in (1, 7, 100, 1000):
+            for n in (1, 7, 100, 5000):  # 5,000: more than one block of rows
                 batch = _frame(rng, n, categories)
                 batch.loc[batch.index[: max(1, n // 20)], "b"] = 1e9  # far outside the fit's range
                 if categories:
