@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 BLOCK_ROWS = 4_096  # rows per block: 150 trees x 4,096 rows x 8 B = 4.9 MB per working array
+WALK_MAX_ROWS = 1_000  # larger batches without a table: scikit-learn's own predict
 
 
 class FastRegressor:
@@ -66,9 +67,12 @@ class FastRegressor:
     def predict(self, X: Any) -> np.ndarray:
         if self.model._preprocessor is not None:
             data = self.model._preprocess_X(X, reset=False)  # its own encoding and checks
-        elif self._plain_frame(X):
+        elif self._plain_frame(X) and (self.table is not None or len(X) <= WALK_MAX_ROWS):
             data = X  # converted block by block: no copy of the whole batch
         else:
+            # Without a table (many features per tree) the numpy walk costs more per row than
+            # scikit-learn's compiled loop: it only wins on small batches, where sklearn's per-call
+            # overhead (150 calls, input checks) dominates.
             return self.model.predict(X)
         # Rows in blocks: the (trees x rows) arrays stay a few MB whatever the batch size.
         blocks = []
