@@ -29,6 +29,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 RESTART_MIN_SECONDS, RESTART_MAX_SECONDS = 1.0, 30.0
+RETRY_MAX_SECONDS = 10.0  # the longest wait between passes while the database does not answer
 NICE = 5  # CPU weight about a third of a request worker's under contention (Linux CFS)
 # Set by the gunicorn master before it forks the workers (monitor/gunicorn_conf.py) when it runs the
 # side process: the workers' apps then leave the outbox to it (monitor.app).
@@ -59,15 +60,22 @@ def serve_forever(settings: Any, stop: threading.Event | None = None) -> int:
         release_leases(sessions)
 
     def work() -> None:
+        failures = 0
         while not stop.is_set():
             if os.getppid() != parent:  # the master is gone (SIGKILL): nobody would stop us
                 stop.set()
                 return
             try:
                 done = logger.log_due(stop=stop)
-            except Exception:  # noqa: BLE001 - a database blip: poll again
-                log.exception("run logger pass failed; retrying")
-                done = 0
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - the database unreachable: retry with backoff
+                failures += 1
+                if failures == 1:
+                    log.exception("run logger pass failed; retrying with backoff")
+                else:
+                    log.warning("run logger pass failed again (%s): %s", failures, str(exc).splitlines()[0])
+                stop.wait(min(RETRY_MAX_SECONDS, settings.run_logger_poll_seconds * 2 ** failures))
+                continue
             if not done:
                 stop.wait(settings.run_logger_poll_seconds)
 
