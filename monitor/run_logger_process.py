@@ -73,7 +73,8 @@ def serve_forever(settings: Any, stop: threading.Event | None = None) -> int:
                 if failures == 1:
                     log.exception("run logger pass failed; retrying with backoff")
                 else:
-                    log.warning("run logger pass failed again (%s): %s", failures, str(exc).splitlines()[0])
+                    log.warning("run logger pass failed again (%s): %s", failures,
+                                (str(exc).splitlines() or [type(exc).__name__])[0])
                 stop.wait(min(RETRY_MAX_SECONDS, settings.run_logger_poll_seconds * 2 ** failures))
                 continue
             if not done:
