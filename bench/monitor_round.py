@@ -89,6 +89,11 @@ class Replicas:
                 "--settings", json.dumps(settings)]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MONITOR_", "DRIFTLINE_"))}
         env["PYTHONPATH"] = f"{code}:{REPO}"
+        # As `python -m monitor serve` runs the workers (monitor/cli.py): one BLAS/OpenMP thread per
+        # process. Without it the label-free estimator's gradient boosting (cold rounds) spins
+        # OpenMP threads against the other replicas on 2 cores: minutes per model under load.
+        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(variable, "1")
         self.procs = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                        env=env, cwd=code,
                                        stderr=open(logdir / f"replica-{i}.log", "a"))  # noqa: SIM115
