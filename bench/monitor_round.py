@@ -273,14 +273,21 @@ def _tree_cpu(pid: int) -> float:
     return total
 
 
-def _backlog(db: str) -> int:
+def _backlog(db: str, attempts: int = 30) -> int:
     import sqlalchemy as sa
 
     engine = sa.create_engine(db, poolclass=sa.pool.NullPool)
     try:
-        with engine.connect() as conn:
-            return int(conn.execute(sa.text("SELECT count(*) FROM monitoring_runs WHERE status = 'pending'"))
-                       .scalar() or 0)
+        for attempt in range(attempts):
+            try:
+                with engine.connect() as conn:
+                    return int(conn.execute(sa.text(
+                        "SELECT count(*) FROM monitoring_runs WHERE status = 'pending'")).scalar() or 0)
+            except sa.exc.OperationalError:  # a PostgreSQL shared with other sessions: too many clients
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(1.0)
+        raise AssertionError("not reached")
     finally:
         engine.dispose()
 
