@@ -220,8 +220,11 @@ def test_08b_concept_drift_closes_the_loop_inside_the_monitor_container(stack, a
     while webhook_alerts(stack).count(("concept_drift", "resolved")) < 2:
         assert time.monotonic() < deadline, webhook_alerts(stack)
         time.sleep(0.5)
-    resolved = [a for a in read(stack, f"/api/alerts?model={MODEL}&alertname=concept_drift").json()["alerts"]
-                if a["labels"]["version"] == old]
+    resolved = [
+        a
+        for a in read(stack, f"/api/alerts?model={MODEL}&alertname=concept_drift").json()["alerts"]
+        if a["labels"]["version"] == old
+    ]
     assert resolved[0]["state"] == "resolved"
     assert f"version {challenger} replaced" in resolved[0]["annotations"]["resolved_by"]
     print(f"containers: v{old} -> v{challenger} promoted inside compose")
