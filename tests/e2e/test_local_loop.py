@@ -31,8 +31,14 @@ INTERVAL = "2"  # seconds per slot: the concept regime (210 slots) outlasts the 
 
 
 def make(target: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", "--no-print-directory", target], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        ["make", "--no-print-directory", target],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def wait(what: str, check: Callable[[], Any], timeout: float, logs: Path) -> Any:
@@ -51,16 +57,24 @@ def wait(what: str, check: Callable[[], Any], timeout: float, logs: Path) -> Any
 def stack(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("loop")
     tracking_port, monitor_port = free_port(), free_port()
-    env = clean_env(DRIFTLINE_DATA_DIR=str(data_dir), TRACKING_PORT=str(tracking_port),
-                    MONITOR_PORT=str(monitor_port), DRIFTLINE_NO_DOCKER="1",
-                    MONITOR_INTERVAL_SECONDS=INTERVAL)
+    env = clean_env(
+        DRIFTLINE_DATA_DIR=str(data_dir),
+        TRACKING_PORT=str(tracking_port),
+        MONITOR_PORT=str(monitor_port),
+        DRIFTLINE_NO_DOCKER="1",
+        MONITOR_INTERVAL_SECONDS=INTERVAL,
+    )
     env.pop("PYTHONPATH")
     started = time.monotonic()
     up = make("up", env)
     assert up.returncode == 0, up.stdout + up.stderr
     print(f"local loop: make up healthy in {time.monotonic() - started:.1f} s")
-    yield {"monitor": f"http://127.0.0.1:{monitor_port}", "tracking": f"http://127.0.0.1:{tracking_port}",
-           "logs": Path(data_dir) / "logs", "started": started}
+    yield {
+        "monitor": f"http://127.0.0.1:{monitor_port}",
+        "tracking": f"http://127.0.0.1:{tracking_port}",
+        "logs": Path(data_dir) / "logs",
+        "started": started,
+    }
     make("down", env)
 
 
@@ -86,12 +100,22 @@ def test_the_scheduler_alone_closes_the_loop_on_both_demo_models(stack):
 
         # Concept drift persists: every step of the loop, for both models, with nothing pushed.
         for model in MODELS:
-            champion = wait(f"{model}: champion moved", lambda m=model: (
-                str(client.get_registered_model(m).aliases.get("champion")) != first[m]
-                and client.get_registered_model(m).aliases), 420, stack["logs"])
+            champion = wait(
+                f"{model}: champion moved",
+                lambda m=model: (
+                    str(client.get_registered_model(m).aliases.get("champion")) != first[m]
+                    and client.get_registered_model(m).aliases
+                ),
+                420,
+                stack["logs"],
+            )
             new = str(champion["champion"])
-            wait(f"{model}: previous set",
-                 lambda m=model: "previous" in client.get_registered_model(m).aliases, 30, stack["logs"])
+            wait(
+                f"{model}: previous set",
+                lambda m=model: "previous" in client.get_registered_model(m).aliases,
+                30,
+                stack["logs"],
+            )
             assert str(client.get_registered_model(model).aliases["previous"]) == first[model]
 
             [request] = [r for r in get(stack, "/api/retraining")["requests"] if r["model"] == model]
@@ -114,18 +138,30 @@ def test_the_scheduler_alone_closes_the_loop_on_both_demo_models(stack):
             assert evidence["batches"] == decision["evidence"]["batches"] and evidence["checks"]["loads"]
 
             # The old champion's concept-drift alert resolves: the new version replaced it.
-            [concept] = wait(f"{model}: v{first[model]} concept_drift resolved", lambda m=model: [
-                a for a in alerts(stack, m, "concept_drift")
-                if a["labels"]["version"] == first[m] and a["state"] == "resolved"], 60, stack["logs"])
+            [concept] = wait(
+                f"{model}: v{first[model]} concept_drift resolved",
+                lambda m=model: [
+                    a
+                    for a in alerts(stack, m, "concept_drift")
+                    if a["labels"]["version"] == first[m] and a["state"] == "resolved"
+                ],
+                60,
+                stack["logs"],
+            )
             assert f"version {new} replaced" in concept["annotations"]["resolved_by"]
-            print(f"local loop: {model} v{first[model]} -> v{new} after {decision['evidence']['batches']} "
-                  f"paired batches, {time.monotonic() - stack['started']:.0f} s after make up")
+            print(
+                f"local loop: {model} v{first[model]} -> v{new} after {decision['evidence']['batches']} "
+                f"paired batches, {time.monotonic() - stack['started']:.0f} s after make up"
+            )
         # The new champions see the drifted world as their own: no concept-drift alert fires on them.
         time.sleep(3 * float(INTERVAL))
         for model in MODELS:
             new = str(client.get_registered_model(model).aliases["champion"])
-            assert not [a for a in alerts(stack, model, "concept_drift")
-                        if a["labels"]["version"] == new and a["state"] == "firing"]
+            assert not [
+                a
+                for a in alerts(stack, model, "concept_drift")
+                if a["labels"]["version"] == new and a["state"] == "firing"
+            ]
         # The cycle opens at the stack's first round. (At this short interval the first round, which
         # loads the models, outlasts several slots, so the prologue's data-drift episode may pass
         # unevaluated here; tests/monitor/test_sources.py checks the cycle's order slot by slot.)
