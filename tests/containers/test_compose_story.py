@@ -190,13 +190,16 @@ def test_08b_concept_drift_closes_the_loop_inside_the_monitor_container(stack, a
     with lineage; drifted batches make it win the paired test, the monitor promotes it after the checks
     (the demo models' policy is auto), and the old champion's concept-drift alert resolves."""
     old = as_admin.get_model_version_by_alias(MODEL, "champion").version
-    deadline = time.monotonic() + 300
-    while "challenger" not in as_admin.get_registered_model(MODEL).aliases:
-        assert time.monotonic() < deadline, read(stack, "/api/retraining").json()
+    deadline = time.monotonic() + 420  # the job's result is recorded after it set the alias
+    while True:
+        requests_ = [r for r in read(stack, "/api/retraining").json()["requests"] if r["model"] == MODEL]
+        if requests_ and requests_[0]["status"] in ("succeeded", "failed"):
+            break
+        assert time.monotonic() < deadline, requests_
         time.sleep(2)
+    [request] = requests_
+    assert (request["launcher"], request["status"]) == ("subprocess", "succeeded"), request
     challenger = str(as_admin.get_registered_model(MODEL).aliases["challenger"])
-    [request] = [r for r in read(stack, "/api/retraining").json()["requests"] if r["model"] == MODEL]
-    assert (request["launcher"], request["status"]) == ("subprocess", "succeeded")
     assert request["version"] == challenger
     tags = as_admin.get_model_version(MODEL, challenger).tags
     assert tags["driftline.retrain.request"] == str(request["id"])

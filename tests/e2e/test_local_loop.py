@@ -131,9 +131,16 @@ def test_the_scheduler_alone_closes_the_loop_on_both_demo_models(stack):
             [test] = [t for t in loop["tests"] if t["role"] == "challenger"]
             assert (test["version"], test["outcome"]) == (new, "challenger_better")
             # The alias moves inside the decision's transaction: the row reads `done` once it commits.
-            [decision] = wait(f"{model}: promotion decision done", lambda m=model: [
-                d for d in get(stack, f"/api/models/{m}/challengers")["decisions"]
-                if d["action"] == "promote" and d["status"] == "done"], 30, stack["logs"])
+            [decision] = wait(
+                f"{model}: promotion decision done",
+                lambda m=model: [
+                    d
+                    for d in get(stack, f"/api/models/{m}/challengers")["decisions"]
+                    if d["action"] == "promote" and d["status"] == "done"
+                ],
+                30,
+                stack["logs"],
+            )
             assert decision["policy"] == "auto"
             assert decision["evidence"]["e_value_better"] >= 1 / 0.05
             assert tags["driftline.promoted_by"].startswith("driftline-monitor (auto promotion")
