@@ -7,6 +7,11 @@ episodes, silences, receivers):
   version is promoted.
 - ``retraining_failed`` (warning): a retraining job failed or timed out; nothing moved. Resolves when a
   later retraining of the model succeeds.
+- ``promotion_blocked`` (warning): a challenger won its test under the `auto` policy but failed the
+  checks before the move (it does not load, does not predict its reference, or its signature does not
+  take the champion's inputs); the failed check and the test's evidence are in the annotations, nothing
+  moved. Resolves when a later promotion of the model succeeds or the challenger alias leaves that
+  version.
 
 Written in the caller's transaction (the decision or request it is about commits with it).
 """
@@ -63,12 +68,15 @@ def fire(session: Session, engine: AlertEngine | None, alertname: str, model: st
 
 
 def resolve(session: Session, engine: AlertEngine | None, alertname: str, model: str, reason: str,
-            now: datetime, keep_version: str | None = None) -> int:
-    """Resolve the model's firing ``alertname`` alerts (but the one of ``keep_version``)."""
+            now: datetime, keep_version: str | None = None, version: str | None = None) -> int:
+    """Resolve the model's firing ``alertname`` alerts (but the one of ``keep_version``; only the one
+    of ``version`` when given)."""
     stmt = sa.select(Alert).where(Alert.alertname == alertname, Alert.model_name == model,
                                   Alert.state == "firing")
     if keep_version is not None:
         stmt = stmt.where(Alert.model_version != str(keep_version))
+    if version is not None:
+        stmt = stmt.where(Alert.model_version == str(version))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     count = 0
@@ -82,3 +90,10 @@ def resolve(session: Session, engine: AlertEngine | None, alertname: str, model:
             engine.enqueue(session, alert, "resolved", now, None)
         count += 1
     return count
+
+
+def firing(session: Session, alertname: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(model, version, annotations) of every firing ``alertname`` alert: one query, usually empty."""
+    rows = session.execute(sa.select(Alert.model_name, Alert.model_version, Alert.annotations).where(
+        Alert.alertname == alertname, Alert.state == "firing").order_by(Alert.id))
+    return [(model, version, dict(annotations or {})) for model, version, annotations in rows]

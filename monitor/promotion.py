@@ -27,12 +27,13 @@ from model_registry import aliases
 from model_registry.checks import VersionCheckFailed, check_version
 from monitor import loop_alerts
 from monitor.db import utcnow
-from monitor.loop_models import LoopDecision
+from monitor.loop_models import ChallengerTest, LoopDecision
 from monitor.registry import ModelNotFound, Registry, TrackingUnavailable
 
 log = logging.getLogger(__name__)
 ACTOR = "driftline-monitor"
 MAX_ATTEMPTS = 20
+BLOCKED = "promotion_blocked"  # a test whose winner failed the checks: no longer on trial
 
 
 @dataclass
@@ -49,6 +50,7 @@ class DecisionExecutor:
         """Act on pending decisions; returns how many were settled."""
         settled = 0
         with self._lock:
+            self.resolve_moved()
             for _ in range(limit):
                 outcome = self._one()
                 if outcome is None:
@@ -76,6 +78,8 @@ class DecisionExecutor:
                 status, note = "failed", f"tracking server unavailable after {decision.attempts} attempts"
             except VersionCheckFailed as exc:
                 status, note = "failed", f"checks failed, nothing moved: {exc.what}"
+                if decision.action == "promote":
+                    self._blocked(session, decision, exc)
             except ModelNotFound as exc:
                 status, note = "failed", f"the version is gone, nothing moved: {exc}"
             decision.status, decision.done_at = status, utcnow()
@@ -124,7 +128,43 @@ class DecisionExecutor:
                             f"v{version} became champion", now)
         loop_alerts.resolve(session, self.alert_engine, "champion_rolled_back", name,
                             f"v{version} was promoted", now)
+        loop_alerts.resolve(session, self.alert_engine, BLOCKED, name, f"v{version} was promoted", now)
         return "done", ""
+
+    def _blocked(self, session: Any, decision: LoopDecision, exc: VersionCheckFailed) -> None:
+        """A challenger that won failed the checks: say so (warning) with the failed check and the
+        test's evidence, and end its trial, so a later retraining may replace it."""
+        alias = str(decision.evidence.get("alias") or aliases.CHALLENGER)
+        summary = (f"{decision.model_name}: challenger v{decision.to_version} ({alias}) beat champion "
+                   f"v{decision.from_version} but was not promoted: {exc.what}. Nothing moved; {exc.hint}")
+        details = {**_details(decision), "failed_check": exc.what, "alias": alias}
+        loop_alerts.fire(session, self.alert_engine, BLOCKED, decision.model_name,
+                         decision.to_version, summary, details, utcnow())
+        session.execute(sa.update(ChallengerTest).where(ChallengerTest.id == decision.test_id)
+                        .values(outcome=BLOCKED, updated_at=utcnow()))
+
+    def resolve_moved(self) -> int:
+        """Resolve `promotion_blocked` alerts whose version the challenger alias left (or that became
+        champion some other way): the blocked version is no longer the one waiting."""
+        resolved = 0
+        with self.sessions() as session, session.begin():
+            for name, version, notes in loop_alerts.firing(session, BLOCKED):
+                alias = notes.get("alias") or aliases.CHALLENGER
+                try:
+                    found, champion = self._champion(name)
+                except TrackingUnavailable as exc:
+                    log.warning("%s alerts not checked against the registry now: %s", BLOCKED, exc)
+                    break
+                except ModelNotFound:
+                    found, champion = {}, None
+                if found.get(alias) == version and champion != version:
+                    continue  # still the waiting challenger
+                now_at = f"v{found[alias]}" if alias in found else "no version"
+                reason = (f"v{version} became champion" if champion == version
+                          else f"the {alias} alias moved to {now_at}")
+                resolved += loop_alerts.resolve(session, self.alert_engine, BLOCKED, name, reason, utcnow(),
+                                                version=version)
+        return resolved
 
     def _rollback(self, session: Any, decision: LoopDecision) -> tuple[str, str]:
         name, previous = decision.model_name, decision.to_version

@@ -3,7 +3,7 @@ alert rules' K-of-N, ALERT_FIRE_AFTER), the monitor asks for a retraining, and r
 
 - ``keep_rows`` (in the evaluation's transaction, for batches evaluated while a trigger alert fires):
   the batch's labelled rows are kept, the last MONITOR_RETRAIN_BATCHES per model (older ones deleted
-  in the same commit); clean batches cost nothing.
+  in the same commit, but never those of an open request); clean batches cost nothing.
 - ``RetrainingRequester`` (an evaluation listener, after the alert engine's): inserts a request when such
   an alert is firing for the champion, no request of the model is open (the unique ``active_model``), the
   last one is older than MONITOR_RETRAIN_COOLDOWN_SECONDS, and no challenger is already on trial. The
@@ -52,9 +52,16 @@ def keep_rows(session: Session, evaluation: Evaluation, frame: pd.DataFrame, kee
                               evaluation_id=evaluation.id, batch_id=evaluation.batch_id, n_rows=len(frame),
                               data=buffer.getvalue(), created_at=utcnow()))
     session.flush()
-    old = sa.select(LabelledBatch.id).where(LabelledBatch.model_name == evaluation.model_name) \
-        .order_by(LabelledBatch.id.desc()).offset(keep)
-    session.execute(sa.delete(LabelledBatch).where(LabelledBatch.id.in_(old.scalar_subquery())))
+    name = evaluation.model_name
+    old = set(session.scalars(sa.select(LabelledBatch.id).where(LabelledBatch.model_name == name)
+                              .order_by(LabelledBatch.id.desc()).offset(keep)))
+    # An open request's batches stay until its job has read them: a job that waits behind another
+    # model's (one job at a time) must not find its rows pruned by the drifted batches meanwhile.
+    for batches in session.scalars(sa.select(RetrainingRequest.batches).where(
+            RetrainingRequest.model_name == name, RetrainingRequest.active_model.is_not(None))):
+        old -= {int(b) for b in batches or []}
+    if old:
+        session.execute(sa.delete(LabelledBatch).where(LabelledBatch.id.in_(sorted(old))))
 
 
 def batches_frame(session: Session, ids: list[int]) -> pd.DataFrame:

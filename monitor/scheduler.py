@@ -37,7 +37,7 @@ from monitor.missed_slots import ALL_MODELS, dependency_of, mark_caught_up, reco
 from monitor.models import MissedSlot
 from monitor.registry import Listed, ModelNotFound, TrackingUnavailable, versions_of
 from monitor.sources.s3_inbox import InboxUnavailable, S3Inbox
-from monitor.sources.simulated import slot_batch, slot_batch_id
+from monitor.sources.simulated import first_slot, slot_batch, slot_batch_id
 from monitor.work_units import HORIZON_SLOTS, RoundClaims, Unit
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,7 @@ class MonitorScheduler:
         # evaluated model are read from it instead of one tracking call per model. On PostgreSQL the
         # planner stores each model's entry on its unit, so the other replicas need no listing.
         self._listing: dict[str, Listed] | None = None
+        self._cycle_start: int | None = None  # the stack's first simulated slot, once one is stored
         self._round = _RoundTally()
         # PostgreSQL: every process claims work units; SQLite: the leader evaluates everything.
         self.claims: RoundClaims | None = None
@@ -522,10 +523,22 @@ class MonitorScheduler:
     def _batch(self, slot: int, cycle: Any, rows: int) -> Any:
         """The slot's simulated batch: the same for every model watching the same cycle and size,
         so it is built once per round, not once per model (10,000 rows take ~10 ms)."""
-        key = (slot, tuple(cycle), rows)
+        start = self.cycle_start(slot)
+        key = (slot, tuple(cycle), rows, start)
         if self._batches.get("key") != key:
-            self._batches = {"key": key, "batch": slot_batch(slot, cycle, rows)}
+            self._batches = {"key": key, "batch": slot_batch(slot, cycle, rows, start)}
         return self._batches["batch"]
+
+    def cycle_start(self, slot: int) -> int:
+        """Where the simulated cycle starts: the stack's first simulated slot (kept in the database, so
+        replicas and restarts agree); before any is stored, this slot is the first."""
+        if self._cycle_start is None:
+            try:
+                with self.service.sessions() as session:
+                    self._cycle_start = first_slot(session)
+            except sa.exc.SQLAlchemyError as exc:
+                raise DatabaseUnavailable(f"monitor database unavailable: {type(exc).__name__}") from exc
+        return slot if self._cycle_start is None else self._cycle_start
 
     def _fits_scenarios(self, name: str, version: str | None = None) -> bool:
         """The simulated source only feeds models whose inputs are its scenario columns (the demo

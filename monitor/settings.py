@@ -23,8 +23,17 @@ MIN_TOKEN_LENGTH = 16
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "password", "admin", "secret", "token", "default-token"}
 SOURCES = ("simulated", "s3", "push")
 PROMOTION_POLICIES = ("manual", "notify", "auto")
-DEFAULT_CYCLE = ("clean", "clean", "data_drift", "data_drift", "clean", "clean",
-                 "concept_drift", "concept_drift")
+# The simulated demo world (local mode; docs/promotion.md "The demo's timeline"): two regimes that
+# switch, each longer than the retraining cool-down (MONITOR_RETRAIN_COOLDOWN_SECONDS, 1 h = 180 slots
+# at the default 20 s), so every switch closes the loop again. The cycle starts at the stack's first
+# simulated round (monitor/sources/simulated.py), so `make up` always opens with it:
+#   slots 0-7    the old world: clean, a data-drift episode (2 batches), clean again;
+#   slots 8-217  concept drift (y = x0 + 10) persists: alert, retraining, challenger, promotion, resolved;
+#   slots 218-419 the old world returns: the new champion is wrong now, and the loop closes back.
+DEMO_PROLOGUE = ("clean",) * 3 + ("data_drift",) * 2 + ("clean",) * 3
+REGIME_SLOTS = 210  # 70 min at 20 s: the cool-down (60 min) plus the ~15 slots a loop takes
+DEFAULT_CYCLE = (DEMO_PROLOGUE + ("concept_drift",) * REGIME_SLOTS
+                 + ("clean",) * (REGIME_SLOTS - len(DEMO_PROLOGUE)))
 
 
 class ConfigError(Exception):

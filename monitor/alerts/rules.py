@@ -32,6 +32,7 @@ SEVERITY = {
     "challenger_ready": "info",
     "champion_rolled_back": "critical",
     "retraining_failed": "warning",
+    "promotion_blocked": "warning",
 }
 MAX_FEATURES_IN_SUMMARY = 5
 

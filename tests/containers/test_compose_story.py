@@ -184,6 +184,55 @@ def test_08_clean_batches_resolve_both_alerts_once(stack):
     assert alerts.count(("data_drift", "firing")) == 1 and alerts.count(("concept_drift", "firing")) == 1
 
 
+def test_08b_concept_drift_closes_the_loop_inside_the_monitor_container(stack, as_admin):
+    """Step 7's concept-drift alert asked for a retraining: the monitor ran `python -m trainer retrain`
+    as a subprocess of its own container (the trainer is in its image), which registered a challenger
+    with lineage; drifted batches make it win the paired test, the monitor promotes it after the checks
+    (the demo models' policy is auto), and the old champion's concept-drift alert resolves."""
+    old = as_admin.get_model_version_by_alias(MODEL, "champion").version
+    deadline = time.monotonic() + 420  # the job's result is recorded after it set the alias
+    while True:
+        requests_ = [r for r in read(stack, "/api/retraining").json()["requests"] if r["model"] == MODEL]
+        if requests_ and requests_[0]["status"] in ("succeeded", "failed"):
+            break
+        assert time.monotonic() < deadline, requests_
+        time.sleep(2)
+    [request] = requests_
+    assert (request["launcher"], request["status"]) == ("subprocess", "succeeded"), request
+    challenger = str(as_admin.get_registered_model(MODEL).aliases["challenger"])
+    assert request["version"] == challenger
+    tags = as_admin.get_model_version(MODEL, challenger).tags
+    assert tags["driftline.retrain.request"] == str(request["id"])
+    assert tags["driftline.retrain.champion"] == old
+    for seed in range(300, 360):
+        push(stack, "concept_drift", seed=seed)
+        if str(as_admin.get_registered_model(MODEL).aliases.get("champion")) == challenger:
+            break
+        time.sleep(1)  # the leader acts on decisions every 5 s
+    found = as_admin.get_registered_model(MODEL).aliases
+    assert str(found["champion"]) == challenger, read(stack, f"/api/models/{MODEL}/challengers").json()
+    promoted = as_admin.get_model_version(MODEL, challenger).tags
+    assert promoted["driftline.promoted_by"].startswith("driftline-monitor (auto promotion")
+    for seed in range(400, 410):  # a push may use the alias as resolved up to 5 s ago
+        after = push(stack, "concept_drift", seed=seed)
+        if after["model_version"] == challenger:
+            break
+        time.sleep(3)
+    assert after["model_version"] == challenger and not after["concept_drift"]
+    deadline = time.monotonic() + 60  # step 7's episode resolved in step 8; this is the second one
+    while webhook_alerts(stack).count(("concept_drift", "resolved")) < 2:
+        assert time.monotonic() < deadline, webhook_alerts(stack)
+        time.sleep(0.5)
+    resolved = [
+        a
+        for a in read(stack, f"/api/alerts?model={MODEL}&alertname=concept_drift").json()["alerts"]
+        if a["labels"]["version"] == old
+    ]
+    assert resolved[0]["state"] == "resolved"
+    assert f"version {challenger} replaced" in resolved[0]["annotations"]["resolved_by"]
+    print(f"containers: v{old} -> v{challenger} promoted inside compose")
+
+
 PLAIN_CLIENT = """
 import os, sys, mlflow
 from sklearn.linear_model import LinearRegression

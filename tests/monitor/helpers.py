@@ -26,15 +26,30 @@ class ShiftedIdentity(mlflow.pyfunc.PythonModel):
         return (model_input["x0"].astype(float) + self.offset).to_numpy()
 
 
+class ShiftedIdentityInRange(ShiftedIdentity):
+    """f(x) = x0 + offset on the seed's range (x0 >= 0), NaN outside it: a model that scores well on
+    live batches yet fails the promotion check on a reference reaching outside that range."""
+
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - MLflow's signature
+        x0 = model_input["x0"].astype(float)
+        return (x0 + self.offset).where(x0 >= 0).to_numpy()
+
+
 def reference_split(rows: int = 100, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The seed's reference: 100 clean rows split 80/20 (train is the 80-row reference)."""
     return train_test_split(make_batch("clean", ScenarioParams(rows=rows, seed=seed)), 0.2, seed)
 
 
 def register_model(client: mlflow.MlflowClient, name: str, *, kind: str = "linear", offset: float = 0.0,
-                   alias: str | None = "champion", rows: int = 100, seed: int = 42) -> str:
-    """Train, log reference data and tags, register a version of ``name``; returns the version."""
+                   alias: str | None = "champion", rows: int = 100, seed: int = 42,
+                   reference_shift: float = 0.0) -> str:
+    """Train, log reference data and tags, register a version of ``name``; returns the version.
+
+    ``kind``: linear (LinearRegression), custom (f(x) = x0 + offset), in_range (the same, NaN for
+    x0 < 0). ``reference_shift`` moves the logged reference's first row's x0 by that much."""
     train, holdout = reference_split(rows, seed)
+    if reference_shift:
+        train.loc[0, "x0"] += reference_shift
     signature = infer_signature(train[FEATURES], train[TARGET].to_numpy())
     mlflow.set_experiment(f"monitor-tests-{name}")
     with mlflow.start_run():
@@ -48,7 +63,8 @@ def register_model(client: mlflow.MlflowClient, name: str, *, kind: str = "linea
             info = mlflow.sklearn.log_model(model, name="model", signature=signature,
                                             registered_model_name=name)
         else:
-            info = mlflow.pyfunc.log_model(name="model", python_model=ShiftedIdentity(offset),
+            python_model = ShiftedIdentityInRange(offset) if kind == "in_range" else ShiftedIdentity(offset)
+            info = mlflow.pyfunc.log_model(name="model", python_model=python_model,
                                            signature=signature, registered_model_name=name)
     version = str(info.registered_model_version)
     client.set_model_version_tag(name, version, "driftline.target", TARGET)

@@ -214,3 +214,43 @@ def test_two_replicas_never_promote_twice(make_app, auth, mlflow_client, unique_
     promotions = [h for h in aliases.alias_history(mlflow_client, name) if h["alias"] == "champion"]
     assert [h["version"] for h in promotions] == [v2]
     assert len(rows(one, LoopDecision, LoopDecision.model_name == name)) == 1
+
+
+def test_a_winner_that_fails_the_checks_raises_promotion_blocked_until_the_alias_moves(
+        make_app, auth, mlflow_client, unique_name):
+    """A real challenger that wins on live batches (x0 + 10 under concept drift) but predicts NaN on a
+    row of its own reference: the checks stop the move, and the alert says which check and why."""
+    name = unique_name("blocked")
+    v1 = register_model(mlflow_client, name, kind="custom", offset=0.0)
+    v2 = register_model(mlflow_client, name, kind="in_range", offset=10.0, alias="challenger",
+                        reference_shift=-500.0)
+    mlflow_client.set_registered_model_tag(name, "driftline.promotion", "auto")
+    app = make_app()
+    client = app.test_client()
+    for seed in range(1, 30):
+        push(client, name, "concept_drift", seed, auth)
+        if rows(app, LoopDecision, LoopDecision.model_name == name):
+            break
+    executor = app.extensions["driftline"].loop.executor
+    assert executor.run_pending() == 1
+    [decision] = rows(app, LoopDecision, LoopDecision.model_name == name)
+    assert (decision.action, decision.status, decision.to_version) == ("promote", "failed", v2)
+    assert {k: str(v) for k, v in mlflow_client.get_registered_model(name).aliases.items()} == {
+        "champion": v1, "challenger": v2}  # nothing moved
+    [test] = rows(app, ChallengerTest, ChallengerTest.model_name == name)
+    assert test.outcome == "promotion_blocked"  # no longer on trial: a retraining may replace it
+    [alert] = client.get(f"/api/alerts?model={name}&alertname=promotion_blocked").get_json()["alerts"]
+    assert alert["state"] == "firing" and alert["labels"]["severity"] == "warning"
+    assert alert["labels"]["version"] == v2
+    notes = alert["annotations"]
+    assert "finite" in notes["failed_check"] and f"models:/{name}/{v2}" in notes["failed_check"]
+    assert float(notes["e_value"]) >= 20 and notes["batches"] == str(decision.evidence["batches"])
+    assert "not promoted" in notes["summary"] and notes["failed_check"] in notes["summary"]
+    assert executor.run_pending() == 0  # the alias has not moved: still firing
+    assert client.get(f"/api/alerts?model={name}&alertname=promotion_blocked").get_json()[
+        "alerts"][0]["state"] == "firing"
+    v3 = register_model(mlflow_client, name, kind="custom", offset=10.0, alias="challenger")
+    executor.run_pending()
+    [alert] = client.get(f"/api/alerts?model={name}&alertname=promotion_blocked").get_json()["alerts"]
+    assert alert["state"] == "resolved"
+    assert alert["annotations"]["resolved_by"] == f"the challenger alias moved to v{v3}"

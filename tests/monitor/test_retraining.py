@@ -130,3 +130,23 @@ def test_a_webhook_hands_the_request_to_an_outside_orchestrator(make_app, auth, 
         assert again.status_code == 409
     finally:
         orchestrator.stop()
+
+
+def test_an_open_requests_batches_are_not_pruned_while_it_waits_for_its_job(
+        make_app, auth, mlflow_client, unique_name):
+    """Jobs run one at a time: a request waiting behind another model's job keeps its rows however
+    many drifted batches arrive meanwhile (seen on `make up` at a 2 s interval); once it is closed, they
+    are pruned like any other."""
+    name = unique_name("waiting")
+    register_model(mlflow_client, name, kind="custom", offset=0.0)
+    app = make_app(MONITOR_RETRAIN="subprocess", MONITOR_RETRAIN_BATCHES=2)
+    client = app.test_client()
+    push(client, name, "concept_drift", 1, auth)
+    [request] = rows(app, RetrainingRequest, RetrainingRequest.model_name == name)
+    for seed in range(2, 6):  # more drifted batches than MONITOR_RETRAIN_BATCHES before the job runs
+        push(client, name, "concept_drift", seed, auth)
+    kept = {b.id for b in rows(app, LabelledBatch, LabelledBatch.model_name == name)}
+    assert set(request.batches) <= kept and len(kept) == 2 + len(request.batches)
+    app.extensions["driftline"].loop.launcher.finish(request.id, None, "stopped by the test")
+    push(client, name, "concept_drift", 6, auth)
+    assert len(rows(app, LabelledBatch, LabelledBatch.model_name == name)) == 2

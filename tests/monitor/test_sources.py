@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from monitor.settings import DEFAULT_CYCLE, MonitorSettings
 from monitor.sources.simulated import slot_batch
 from tests.monitor.helpers import reference_split
 
@@ -35,6 +36,45 @@ def test_simulated_slots_cycle_through_clean_data_drift_and_concept_drift():
     assert [b.scenario for b in batches] == list(cycle)
     assert slot_batch(5, cycle, 50).batch_id == batches[5].batch_id == "sim-5"  # same slot, same id
     assert slot_batch(5, cycle, 50).frame.equals(batches[5].frame)
+    # Counted from a start slot: the same slot id and rows, the cycle's position shifted.
+    shifted = slot_batch(1005, cycle, 50, start=1000)
+    assert (shifted.batch_id, shifted.scenario) == ("sim-1005", cycle[5])
+
+
+def runs(cycle: tuple[str, ...]) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    for scenario in cycle:
+        if out and out[-1][0] == scenario:
+            out[-1] = (scenario, out[-1][1] + 1)
+        else:
+            out.append((scenario, 1))
+    return out
+
+
+def test_the_demo_cycle_lets_every_regime_switch_close_the_loop():
+    """Clean, a data-drift episode, then concept drift that persists, then the old world again; each
+    regime outlasts the retraining cool-down at the default interval, so the switch back is retrained
+    too (docs/promotion.md "The demo's timeline")."""
+    assert runs(DEFAULT_CYCLE) == [("clean", 3), ("data_drift", 2), ("clean", 3), ("concept_drift", 210),
+                                   ("clean", 202)]
+    settings = MonitorSettings(_env_file=None)
+    cooldown_slots = settings.retrain_cooldown_seconds / settings.interval
+    # A loop takes ~15 slots (alert, retraining job, ~9 paired batches, promotion): a regime must
+    # outlast the cool-down since the last switch's request by that much.
+    old_world = 202 + 8
+    assert min(210, old_world) >= cooldown_slots + 15
+
+
+def test_the_simulated_cycle_starts_at_the_stacks_first_round_across_restarts(make_app, champion, tmp_path):
+    config = tmp_path / "monitor.yaml"
+    config.write_text(f"discover: false\nmodels:\n  - name: {champion}\n    source: simulated\n")
+    first = make_app(MONITOR_CONFIG_FILE=str(config)).extensions["driftline"].scheduler
+    start = 7_777_777  # any wall-clock slot: the story opens with the cycle's first batch
+    assert [o.result["scenario"] for o in first.run_round(start)] == [DEFAULT_CYCLE[0]]
+    restarted = make_app(MONITOR_CONFIG_FILE=str(config)).extensions["driftline"].scheduler
+    [outcome] = restarted.run_round(start + 3)  # a new process: the start comes from the database
+    assert (outcome.result["batch_id"], outcome.result["scenario"]) == (f"sim-{start + 3}", "data_drift")
+    assert restarted.cycle_start(start + 9) == start
 
 
 def _parquet(frame: pd.DataFrame) -> bytes:
