@@ -54,10 +54,21 @@ def replica(code: str, settings_json: str) -> int:
         if not command or command[0] == "quit":
             break
         slot = int(command[1])
+        profile = command[2] if len(command) > 2 else None
+        profiler = None
+        if profile:
+            from pyinstrument import Profiler  # only with --profile (pip install pyinstrument)
+
+            profiler = Profiler(interval=0.002, async_mode="disabled")
+            profiler.start()
         cpu0 = _cpu()
         started = time.perf_counter()
         outcomes = monitor.scheduler.run_round(slot)
         seconds = time.perf_counter() - started
+        if profiler is not None:
+            profiler.stop()
+            Path(profile).with_suffix(f".{os.getpid()}.txt").write_text(
+                profiler.output_text(unicode=False, color=False, show_all=False))
         print(json.dumps({"seconds": seconds, "evaluations": len(outcomes), "cpu": _cpu() - cpu0,
                           "statuses": sorted({o.status for o in outcomes}),
                           "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
@@ -78,6 +89,11 @@ class Replicas:
                 "--settings", json.dumps(settings)]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MONITOR_", "DRIFTLINE_"))}
         env["PYTHONPATH"] = f"{code}:{REPO}"
+        # As `python -m monitor serve` runs the workers (monitor/cli.py): one BLAS/OpenMP thread per
+        # process. Without it the label-free estimator's gradient boosting (cold rounds) spins
+        # OpenMP threads against the other replicas on 2 cores: minutes per model under load.
+        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(variable, "1")
         self.procs = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                        env=env, cwd=code,
                                        stderr=open(logdir / f"replica-{i}.log", "a"))  # noqa: SIM115
@@ -92,10 +108,10 @@ class Replicas:
             raise RuntimeError(f"replica {proc.pid} exited ({proc.poll()}); see its log")
         return json.loads(line)
 
-    def round(self, slot: int) -> tuple[float, list[dict]]:
+    def round(self, slot: int, profile: str = "") -> tuple[float, list[dict]]:
         started = time.perf_counter()
         for proc in self.procs:
-            proc.stdin.write(f"round {slot}\n")
+            proc.stdin.write(f"round {slot} {profile}\n")
             proc.stdin.flush()
         answers = [self._read(proc) for proc in self.procs]
         return time.perf_counter() - started, answers
@@ -118,11 +134,16 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="20")
     parser.add_argument("--replicas", default="1,3")
+    parser.add_argument("--only", default=None,
+                        help="only these MODELSxREPLICAS groups, e.g. 200x1,200x3,1000x1 (default: all)")
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--rounds", default="cold,restart,warm,warm")
     parser.add_argument("--code", default=str(REPO))
     parser.add_argument("--drain-max", type=float, default=600.0,
                         help="wait at most this long after a round for the MLflow run outbox to empty")
+    parser.add_argument("--profile", default=None, metavar="DIR",
+                        help="profile the last warm round of each group with pyinstrument "
+                             "(in every replica), text reports in DIR")
     parser.add_argument("--label", default=None, help="name of the results file (default: after/before)")
     parser.add_argument("--replica", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
@@ -159,7 +180,7 @@ def main() -> int:
         mlflow.set_tracking_uri(tracking.url)
         names = [f"bench-{i:04d}" for i in range(max(counts))]
         started = time.perf_counter()
-        register_copies(mlflow.MlflowClient(tracking.url), names)
+        register_copies(mlflow.MlflowClient(tracking.url), names, workers=8)
         print(f"registered {len(names)} models in {time.perf_counter() - started:.0f} s", flush=True)
         slot = 1_000
         for count in counts:
@@ -167,6 +188,8 @@ def main() -> int:
             config.write_text("discover: false\nmodels:\n"
                               + "".join(f"  - name: {n}\n" for n in names[:count]))
             for replicas in replica_counts:
+                if args.only and f"{count}x{replicas}" not in args.only.split(","):
+                    continue
                 monitor_db = postgres.create_database("benchmon")
                 try:
                     subprocess.run([python, "-m", "monitor", "migrate"], cwd=code, check=True,
@@ -179,7 +202,8 @@ def main() -> int:
                                 # long enough that no round stops claiming at its deadline
                                 "MONITOR_INTERVAL_SECONDS": "3600"}
                     group = None
-                    for label_round in rounds:
+                    last_warm = max((i for i, r in enumerate(rounds) if r == "warm"), default=-1)
+                    for index, label_round in enumerate(rounds):
                         if label_round != "warm" and group is not None:
                             group.stop()
                             group = None
@@ -187,12 +211,21 @@ def main() -> int:
                             group = Replicas(python, code, settings, replicas, work)
                         slot += 1
                         load = os.getloadavg()[0]
-                        seconds, answers = group.round(slot)
+                        profile = ""
+                        if args.profile and label_round == "warm" and index == last_warm:
+                            Path(args.profile).mkdir(parents=True, exist_ok=True)
+                            profile = str(Path(args.profile).resolve() / f"round-{count}x{replicas}")
+                        tracking_cpu0 = _tree_cpu(tracking.process.proc.pid)
+                        seconds, answers = group.round(slot, profile)
+                        tracking_cpu = _tree_cpu(tracking.process.proc.pid) - tracking_cpu0
+                        load_end = os.getloadavg()
                         backlog = _backlog(monitor_db)
                         drained = time.perf_counter()
                         while _backlog(monitor_db) and time.perf_counter() - drained < args.drain_max:
                             time.sleep(0.5)
                         row = _row(count, replicas, label_round, seconds, answers, load, backlog)
+                        row["load_average_end"] = [round(x, 2) for x in load_end]
+                        row["tracking_cpu_seconds"] = round(tracking_cpu, 2)
                         row["outbox_drained_after_round_seconds"] = round(time.perf_counter() - drained, 1)
                         row["outbox_left"] = _backlog(monitor_db)
                         results.append(row)
@@ -216,14 +249,45 @@ def main() -> int:
     return 0
 
 
-def _backlog(db: str) -> int:
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its live descendants, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        stats[int(entry.name)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        if current in stats:
+            total += (int(stats[current][11]) + int(stats[current][12])) / tick
+        todo += children.get(current, [])
+    return total
+
+
+def _backlog(db: str, attempts: int = 30) -> int:
     import sqlalchemy as sa
 
     engine = sa.create_engine(db, poolclass=sa.pool.NullPool)
     try:
-        with engine.connect() as conn:
-            return int(conn.execute(sa.text("SELECT count(*) FROM monitoring_runs WHERE status = 'pending'"))
-                       .scalar() or 0)
+        for attempt in range(attempts):
+            try:
+                with engine.connect() as conn:
+                    return int(conn.execute(sa.text(
+                        "SELECT count(*) FROM monitoring_runs WHERE status = 'pending'")).scalar() or 0)
+            except sa.exc.OperationalError:  # a PostgreSQL shared with other sessions: too many clients
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(1.0)
+        raise AssertionError("not reached")
     finally:
         engine.dispose()
 
@@ -245,9 +309,10 @@ def _row(count: int, replicas: int, label: str, seconds: float, answers: list[di
 def _line(row: dict) -> str:
     return (f"{row['models']:>5} models x{row['replicas']} {row['round']:<8} {row['seconds']:>8.2f} s "
             f"{row['seconds_per_model']:>7.4f} s/model  cpu {row['cpu_seconds_per_model']:.4f} s/model  "
+            f"cpu {row['cpu_seconds']:.1f} s (tracking {row.get('tracking_cpu_seconds')} s)  "
             f"shares {row['shares']}  rss {row['peak_rss_mib']} MiB  backlog {row['outbox_backlog']} "
             f"(empty {row.get('outbox_drained_after_round_seconds')} s on, {row.get('outbox_left')} left)  "
-            f"load {row['load_average']}  {row['statuses']}")
+            f"load {row['load_average']} -> {row.get('load_average_end')}  {row['statuses']}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ sys.path.insert(0, str(REPO))
 RESULTS = REPO / "bench" / "results" / "push_path.json"
 TOKEN = "bench-token-0123456789abcdef"
 BIG_ROWS, BIG_FEATURES = 1_000_000, 20
+EXTRA_ENV: dict[str, str] = {}
+LOADS: list[tuple[int, int]] = []
 
 
 def main() -> int:
@@ -44,7 +46,14 @@ def main() -> int:
     parser.add_argument("--revisions", default="before,after")
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument("--results", default=str(RESULTS), help="where the JSON figures go")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra monitor setting, e.g. --env MONITOR_WORKERS=4 --env MONITOR_THREADS=1")
+    parser.add_argument("--loads", default="1x100,1x10000,8x100,8x10000",
+                        help="client x rows loads to run, in order")
     args = parser.parse_args()
+    global EXTRA_ENV, LOADS
+    EXTRA_ENV = dict(item.split("=", 1) for item in args.env)
+    LOADS = [tuple(int(x) for x in load.split("x")) for load in args.loads.split(",")]
 
     import mlflow
 
@@ -82,7 +91,8 @@ def main() -> int:
                 label = f"{revision}/{kind}"
                 print(f"\n== {label} ({'working tree' if code == REPO else before_ref[:10]})", flush=True)
                 results += _run_revision(label, code, db_url, tracking.url, work, small,
-                                         None if args.skip_big or kind != "postgres" else big, args.pushes)
+                                         None if args.skip_big or kind != "postgres" else big, args.pushes,
+                                         tracking.process.proc.pid)
     finally:
         tracking.stop()
         s3.stop()
@@ -99,7 +109,7 @@ def main() -> int:
 # --- one server ---------------------------------------------------------------------------------------
 
 def _run_revision(label: str, code: Path, db_url: str, tracking_url: str, work: Path, small: str,
-                  big: str | None, pushes: int) -> list[dict]:
+                  big: str | None, pushes: int, tracking_pid: int) -> list[dict]:
     from tests.services.process import ManagedProcess, free_port, http_ok
     from tests.services.tracking import clean_env
 
@@ -108,7 +118,7 @@ def _run_revision(label: str, code: Path, db_url: str, tracking_url: str, work: 
         DRIFTLINE_MODE="local", DRIFTLINE_DATA_DIR=str(work / label.replace("/", "-")),
         MONITOR_DATABASE_URL=db_url, MLFLOW_TRACKING_URI=tracking_url, MONITOR_HOST="127.0.0.1",
         MONITOR_PORT=str(port), MONITOR_SCHEDULER="false", MONITOR_API_TOKEN=TOKEN,
-        MONITOR_MAX_BATCH_BYTES=str(512 * 1024 * 1024), MONITOR_SOURCE="push")
+        MONITOR_MAX_BATCH_BYTES=str(512 * 1024 * 1024), MONITOR_SOURCE="push", **EXTRA_ENV)
     env["PYTHONPATH"] = str(code)
     log_path = work / f"{label.replace('/', '-')}.log"
     argv = [sys.executable, "-m", "monitor", "serve"]
@@ -117,7 +127,7 @@ def _run_revision(label: str, code: Path, db_url: str, tracking_url: str, work: 
     out: list[dict] = []
     try:
         proc.wait_until(lambda: http_ok(f"http://{url}/healthz"), timeout=120, what="serving /healthz")
-        bodies = {rows: _csv(rows) for rows in (100, 10_000)}
+        bodies = {rows: _csv(rows) for rows in {100, 10_000, *(r for _, r in LOADS)}}
         workers = _children(proc.proc.pid)
         # Every worker loads the model before the clock starts: a cold worker's first push waits for
         # the download and imports (5-15 s on this loaded machine) with every thread pushing that
@@ -127,25 +137,38 @@ def _run_revision(label: str, code: Path, db_url: str, tracking_url: str, work: 
             if _loaded_in(log_path, small) >= set(workers):
                 break
         _drain_outbox(url)
+        # The MLflow run logger side process (MONITOR_RUN_LOGGER=process; none on older code) and the
+        # tracking server: their CPU is reported beside the workers'.
+        loggers = _run_loggers(proc.proc.pid)
+        tracking_pids = _group(tracking_pid)
         started_cpu, total_pushes = _cpu_seconds(workers), 0
-        for clients, rows, count in ((1, 100, pushes), (1, 10_000, pushes // 2),
-                                     (8, 100, pushes * 4), (8, 10_000, pushes * 2)):
+        started_side = _cpu_seconds(loggers), _cpu_seconds(tracking_pids)
+        counts = {(1, 100): pushes, (1, 10_000): pushes // 2, (8, 100): pushes * 4, (8, 10_000): pushes * 2}
+        for clients, rows in LOADS:
+            count = counts.get((clients, rows), pushes)
             cpu = _cpu_seconds(workers)
             figures = _load(url, small, bodies[rows], clients=clients, pushes=count)
             # CPU time of the gunicorn workers per push (pushes, plus the MLflow run outbox they feed):
             # less sensitive to the machine's load than the wall-clock figures.
             figures["worker_cpu_ms_per_push"] = round(1000 * (_cpu_seconds(workers) - cpu) / count, 1)
             figures["load_average"] = round(os.getloadavg()[0], 1)
-            figures.update(run=label, clients=clients, rows=rows)
+            figures.update(run=label, clients=clients, rows=rows, env=EXTRA_ENV)
             total_pushes += count
             out.append(figures)
             print(json.dumps(figures), flush=True)
         drained = _drain_outbox(url)
         if drained is not None:
             # Everything the workers spent on these pushes, their MLflow runs logged afterwards included.
+            logger_cpu = _cpu_seconds(loggers) - started_side[0]
+            tracking_cpu = _cpu_seconds(tracking_pids) - started_side[1]
+            worker_cpu = _cpu_seconds(workers) - started_cpu
             out.append({"run": label, "outbox_drain_seconds": drained,
-                        "worker_cpu_ms_per_push_with_run": round(
-                            1000 * (_cpu_seconds(workers) - started_cpu) / total_pushes, 1)})
+                        "worker_cpu_ms_per_push_with_run": round(1000 * worker_cpu / total_pushes, 1),
+                        "run_logger_cpu_ms_per_push": round(1000 * logger_cpu / total_pushes, 1),
+                        "monitor_cpu_ms_per_push_with_run": round(
+                            1000 * (worker_cpu + logger_cpu) / total_pushes, 1),
+                        "tracking_cpu_ms_per_push": round(1000 * tracking_cpu / total_pushes, 1),
+                        "load_average": [round(x, 1) for x in os.getloadavg()]})
             print(json.dumps(out[-1]), flush=True)
         if big is not None:
             figures = _big_push(url, big, proc.proc.pid, log_path)
@@ -345,6 +368,29 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def _run_loggers(master_pid: int) -> list[int]:
+    """The master's MLflow run logger side process (started from a thread of the master)."""
+    found = []
+    for task in Path(f"/proc/{master_pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            if b"run-logger" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(int(pid))
+    return found
+
+
+def _group(leader: int) -> list[int]:
+    """Every process of a process group (the tracking server: its uvicorn workers too)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == leader:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
 def _loaded_in(log_path: Path, model: str) -> set[int]:
     """Worker pids that logged loading ``model`` (monitor.registry: "loaded <model> version ...")."""
     import re
@@ -358,7 +404,10 @@ def _cpu_seconds(pids: list[int]) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return total / ticks
 
@@ -385,7 +434,10 @@ def _print(results: list[dict]) -> None:
     for r in results:
         if "outbox_drain_seconds" in r:
             print(f"{r['run']:<18} MLflow run outbox empty {r['outbox_drain_seconds']} s after the loads; "
-                  f"worker CPU per push with its run: {r.get('worker_cpu_ms_per_push_with_run', '-')} ms")
+                  f"CPU ms per push with its run: workers {r.get('worker_cpu_ms_per_push_with_run', '-')}, "
+                  f"run logger {r.get('run_logger_cpu_ms_per_push', '-')}, monitor total "
+                  f"{r.get('monitor_cpu_ms_per_push_with_run', '-')}, tracking server "
+                  f"{r.get('tracking_cpu_ms_per_push', '-')} (load {r.get('load_average', '-')})")
     for r in results:
         if "body_mb" in r:
             print(f"{r['run']:<18} 1,000,000 x 20 Parquet ({r['body_mb']} MB): status {r['status']}, "

@@ -83,7 +83,9 @@ def create_app(settings: MonitorSettings | None = None) -> Flask:
     sessions = make_session_factory(engine)
     registry = Registry(settings.tracking_uri, settings.champion_alias, max_models=settings.model_cache_size)
     profiles = ProfileStore(registry, sessions, max_profiles=2 * settings.model_cache_size)
-    runs = RunLogger(sessions, registry)
+    # Under ``serve`` with MONITOR_RUN_LOGGER=process the master's side process logs the runs; any
+    # other app (thread mode, one-shots, tests, apps built in process) logs them in a thread.
+    runs = RunLogger(sessions, registry) if not _side_process_logs(settings) else None
     service = EvaluationService(settings=settings, config=config, sessions=sessions, registry=registry,
                                 profiles=profiles, listeners=[], runs=runs)
     inbox = S3Inbox(settings, sessions)
@@ -136,11 +138,12 @@ def create_app(settings: MonitorSettings | None = None) -> Flask:
 
     monitor.loop = closed_loop.install(monitor, runtime, app)
 
-    # The leader sweeps the run outbox (retries, rows of dead processes); this process takes what
-    # is due now, e.g. runs queued before a restart.
-    scheduler.add_job(runs.sweep, "interval", seconds=SWEEP_SECONDS, id="monitoring-runs",
-                      replace_existing=True, max_instances=1, coalesce=True)
-    runs.wake()
+    if runs is not None:
+        # The leader sweeps the run outbox (retries, rows of dead processes); this process takes what
+        # is due now, e.g. runs queued before a restart.
+        scheduler.add_job(runs.sweep, "interval", seconds=SWEEP_SECONDS, id="monitoring-runs",
+                          replace_existing=True, max_instances=1, coalesce=True)
+        runs.wake()
     _install_dependency_watch(monitor, runtime)
     if settings.scheduler:
         scheduler.start()
@@ -148,6 +151,12 @@ def create_app(settings: MonitorSettings | None = None) -> Flask:
     # the fallback for any other exit (close runs once).
     atexit.register(monitor.close)
     return app
+
+
+def _side_process_logs(settings: MonitorSettings) -> bool:
+    from monitor import run_logger_process
+
+    return settings.run_logger == "process" and run_logger_process.SUPERVISED
 
 
 def _install_dependency_watch(monitor: Monitor, runtime: Any) -> None:

@@ -31,7 +31,7 @@ from monitor import sequential
 from monitor.db import utcnow
 from monitor.loop_models import ChallengerScore, ChallengerTest, LoopDecision
 from monitor.models import Evaluation
-from monitor.registry import LoadedModel, Registry
+from monitor.registry import Listed, LoadedModel, Registry
 from monitor.settings import MonitorConfig, MonitorSettings
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,10 @@ class ChallengerScorer:
         tagged = str(tags.get(PROMOTION_TAG, "")).strip().lower()
         return tagged if tagged in POLICIES else self.settings.promotion_policy
 
-    def _aliases(self, name: str, recent_ok: bool) -> tuple[dict[str, str], dict[str, str]]:
+    def _aliases(self, name: str, recent_ok: bool,
+                 listed: Listed | None = None) -> Listed:
+        if listed is not None:
+            return listed  # the round's listing, as fresh as the champion's version it resolved
         max_age = self.settings.push_alias_max_age_seconds if recent_ok else 0.0
         with self._lock:
             seen = self._seen.get(name)
@@ -121,22 +124,23 @@ class ChallengerScorer:
         return aliases, tags
 
     def score(self, champion: LoadedModel, frame: Any, predictions: np.ndarray, *,
-              recent_ok: bool = False) -> Paired | None:
+              recent_ok: bool = False,
+              listed: Listed | None = None) -> Paired | None:
         """Paired scores of every challenger (and the guard) on ``frame``; None when there is none.
 
         A challenger that fails to load or predict gets a score with ``error`` (shown, not tested);
         the champion's evaluation goes on."""
         if champion.target not in frame.columns:
             return None
-        others, policy = self.in_place(champion, recent_ok=recent_ok)
+        others, policy = self.in_place(champion, recent_ok=recent_ok, listed=listed)
         return self.score_versions(champion, frame, predictions, others, policy)
 
-    def in_place(self, champion: LoadedModel, *,
-                 recent_ok: bool = False) -> tuple[dict[str, tuple[str, str]], str]:
+    def in_place(self, champion: LoadedModel, *, recent_ok: bool = False,
+                 listed: Listed | None = None) -> tuple[dict[str, tuple[str, str]], str]:
         """The versions to score beside ``champion`` now ({version: (alias, role)}) and the policy:
         kept with a batch pushed without labels, so the ones in place at push are scored when its
         labels come (``monitor.labels``), whatever the aliases say by then."""
-        aliases, tags = self._aliases(champion.name, recent_ok)
+        aliases, tags = self._aliases(champion.name, recent_ok, listed)
         others: dict[str, tuple[str, str]] = {}
         for alias, version in sorted(aliases.items()):
             if version != champion.version and self.pattern.fullmatch(alias) and version not in others:

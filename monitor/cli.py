@@ -1,4 +1,5 @@
-"""`python -m monitor serve | migrate | evaluate --model NAME | reference --model NAME --version V FILE`.
+"""`python -m monitor serve | migrate | run-logger | evaluate --model NAME | reference --model NAME
+--version V FILE`.
 
 Settings errors print one line naming the variable and exit with status 2.
 """
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="migrate the database once, then run gunicorn")
     sub.add_parser("migrate", help="apply database migrations and exit")
+    sub.add_parser("run-logger", help="log the MLflow run outbox until SIGTERM (serve starts it itself)")
     one = sub.add_parser("evaluate", help="evaluate one model once and print the result")
     one.add_argument("--model", required=True)
     one.add_argument("--scenario", default=None, help="simulated scenario (default: the configured source)")
@@ -48,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(settings.database_url)
         print("monitor: database is at the latest revision")
         return 0
+    if args.command == "run-logger":
+        from monitor.run_logger_process import main as run_logger
+
+        return run_logger(settings)
     if args.command == "serve":
         upgrade(settings.database_url)
         _release_run_leases(settings)
@@ -139,8 +145,10 @@ def _evaluate_once(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
             outcomes = [monitor.service.evaluate(args.model, batch, version=args.version)]
         else:
             outcomes = monitor.scheduler._evaluate_model(args.model, monitor.scheduler.current_slot())
-        monitor.service.runs.drain()
-        monitor.service.runs.log_due()  # a one-shot logs its MLflow run before it exits
+        runs = monitor.service.runs
+        if runs is not None:
+            runs.drain()
+            runs.log_due()  # a one-shot logs its MLflow run before it exits
     except (ModelNotFound, DatabaseUnavailable) as exc:
         print(f"monitor: {exc}", file=sys.stderr)
         return 1

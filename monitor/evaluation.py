@@ -30,7 +30,7 @@ from monitor.models import Evaluation, FeatureResult, ProcessedObject, Reference
 from monitor.monitoring_runs import RunLogger
 from monitor.monitoring_runs import enqueue as enqueue_run
 from monitor.reference import ProfileStore, ReferenceChoice, ReferenceNotFound, model_features
-from monitor.registry import LoadedModel, ModelNotFound, Registry, TrackingUnavailable
+from monitor.registry import Listed, LoadedModel, ModelNotFound, Registry, TrackingUnavailable
 from monitor.settings import MonitorConfig, MonitorSettings
 from monitor.sources import Batch
 from monitor.validation import validate_batch
@@ -84,19 +84,29 @@ class EvaluationService:
 
     # --- entry point -------------------------------------------------------------------------------
     def evaluate(self, model_name: str, batch: Batch, *, alias: str | None = None,
-                 version: str | None = None, resolved: str | None = None) -> Outcome:
+                 version: str | None = None, resolved: str | None = None, unseen: bool = False,
+                 listed: Listed | None = None) -> Outcome:
         """Evaluate ``batch`` against the model version ``alias`` points at now (or ``version``);
-        ``resolved`` is the alias's version as a scheduled round resolved it for all models at once."""
+        ``resolved`` is the alias's version as a scheduled round resolved it for all models at once.
+        ``unseen``: the caller looked already (a round asks once for a claim batch's models) and no
+        row held this batch id, so the per-evaluation look-up is skipped; a concurrent insert since
+        is still caught by the unique key at the store (answered with that row: stored once).
+        ``listed``: the model's aliases and tags from the round's registry listing (the challengers
+        are read from it: no tracking call per model)."""
         with self.runs.busy() if self.runs is not None else contextlib.nullcontext():
-            return self._evaluate(model_name, batch, alias=alias, version=version, resolved=resolved)
+            return self._evaluate(model_name, batch, alias=alias, version=version, resolved=resolved,
+                                  unseen=unseen, listed=listed)
 
     def _evaluate(self, model_name: str, batch: Batch, *, alias: str | None,
-                  version: str | None, resolved: str | None) -> Outcome:
+                  version: str | None, resolved: str | None, unseen: bool = False,
+                  listed: Listed | None = None) -> Outcome:
         alias = None if version else (alias or self.settings.champion_alias)
         started = utcnow()
         clock = time.perf_counter()
+        existing, seen = None, False
         try:
-            existing, seen = self._lookup(model_name, batch.batch_id, batch.digest)
+            if not unseen:
+                existing, seen = self._lookup(model_name, batch.batch_id, batch.digest)
         except (OperationalError, SAInterfaceError) as exc:
             raise DatabaseUnavailable(f"monitor database unavailable: {_first_line(exc)}") from exc
         if existing is not None:
@@ -151,7 +161,7 @@ class EvaluationService:
                 features = _feature_rows(report)
                 if self.loop is not None:
                     loop_work = self.loop.before_store(model, checked.frame, predictions,
-                                                       recent_ok=batch.source == "push")
+                                                       recent_ok=batch.source == "push", listed=listed)
                 # The MLflow run is logged after the response (monitor/monitoring_runs.py): queued
                 # in the evaluation's transaction, so it is never lost and never doubled.
                 run_payload = {
@@ -187,6 +197,17 @@ class EvaluationService:
             self.runs.wake()
         outcome.transient = transient
         return outcome
+
+    def warm(self, model_name: str) -> str:
+        """Resolve the champion alias (cached as a push would), load that version and its reference
+        profile: what a worker does at start (monitor/preload.py) so no request pays it."""
+        alias = self.settings.champion_alias
+        version = self._ask_alias(model_name, alias, (model_name, alias))
+        model_config = self.config.model(model_name)
+        model = self.registry.load(model_name, version, target=model_config.target, task=model_config.task)
+        self.profiles.resolve(model, self.config.drift_settings(model.name),
+                              self.settings.reference_window_rows)
+        return version
 
     # --- steps -------------------------------------------------------------------------------------
     def _resolve(self, model_name: str, alias: str | None, *, recent_ok: bool) -> str:
@@ -297,6 +318,18 @@ class EvaluationService:
                 "reference": {"kind": row.reference_kind, "source": row.reference_source},
                 "prediction_mean": float(np.mean(predictions)) if predictions.size and numeric else None,
                 "report": row.report}  # the dict _fill_ok made (to_dict is a tenth of a push)
+
+    def stored_batches(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (model, batch id) pairs any evaluation row holds (a failed one included): one
+        round trip for a round's claim batch instead of one look-up per evaluation."""
+        if not pairs:
+            return set()
+        names = sorted({name for name, _ in pairs})
+        batch_ids = sorted({batch_id for _, batch_id in pairs})
+        with self.sessions.kw["bind"].connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            found = conn.execute(sa.select(Evaluation.model_name, Evaluation.batch_id).where(
+                Evaluation.model_name.in_(names), Evaluation.batch_id.in_(batch_ids))).all()
+        return {(row.model_name, row.batch_id) for row in found}
 
     def _existing(self, model_name: str, batch_id: str, digest: str | None) -> Outcome | None:
         """A finished (ok/rejected) evaluation of this batch; failed ones are retried.

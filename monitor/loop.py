@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from monitor.challengers import ChallengerScorer, Paired
 from monitor.models import Evaluation
 from monitor.promotion import DecisionExecutor
-from monitor.registry import LoadedModel
+from monitor.registry import Listed, LoadedModel
 from monitor.retraining import RetrainingLauncher, RetrainingRequester
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,10 @@ class ClosedLoop:
     launcher: RetrainingLauncher
 
     def before_store(self, model: LoadedModel, frame: Any, predictions: np.ndarray, *,
-                     recent_ok: bool = False) -> LoopWork | None:
+                     recent_ok: bool = False,
+                     listed: Listed | None = None) -> LoopWork | None:
         try:
-            paired = self.scorer.score(model, frame, predictions, recent_ok=recent_ok)
+            paired = self.scorer.score(model, frame, predictions, recent_ok=recent_ok, listed=listed)
         except Exception as exc:  # noqa: BLE001 - a challenger never changes the champion's verdict
             log.warning("%s: challengers not scored on this batch: %s", model.name, exc)
             paired = None

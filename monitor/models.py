@@ -144,6 +144,17 @@ class MonitoringRun(Base):
     done_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
 
 
+class MonitoringRunStart(Base):
+    """A run's creation may have begun (written in its own commit before ``create_run``): its next
+    attempt searches MLflow by the run key; a first attempt, with no mark, skips that search.
+    Deleted with the outbox row's completion. Migration ``0010_run_starts``."""
+
+    __tablename__ = "monitoring_run_starts"
+
+    run_key: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+
+
 class StoredProfile(Base):
     """A fitted reference profile, so a restart does not re-download and re-fit reference data."""
 
@@ -327,3 +338,6 @@ class WorkClaim(Base):
     evaluations: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    # {"aliases": {alias: version}, "tags": {…}} from the planner's listing (migration
+    # ``0013_unit_aliases``): the claimer reads the model's challengers from it, no registry call.
+    listed: Mapped[dict | None] = mapped_column(sa.JSON, nullable=True)

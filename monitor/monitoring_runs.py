@@ -10,8 +10,17 @@ through ``Registry.log_evaluation``. Guarantees:
   PostgreSQL, so a crash releases the row at once; on SQLite a lease claim (``monitor.claims``,
   shared with the rounds' work units) released by ``serve`` at start). The MLflow run carries the
   row's ``run_key``; a run created before a crash is found by that key and finished (or, if
-  finished already, just recorded), never created twice.
+  finished already, just recorded), never created twice. The search by key runs only when an
+  earlier attempt may have created the run: on SQLite the claim commits ``attempts + 1`` before
+  any MLflow call; on PostgreSQL (the row lock is held, uncommitted, while logging) a
+  ``monitoring_run_starts`` mark is committed on another connection first. A first attempt costs
+  four tracking calls (``Registry.log_evaluation``).
 - The evaluation row gets its ``mlflow_run_id`` when the run is finished.
+
+Who logs (``MONITOR_RUN_LOGGER``): ``process`` (the default of ``serve``) is one side process per
+monitor instance, started and restarted by the gunicorn master (monitor/run_logger_process.py), so
+the request workers spend no CPU on MLflow; ``thread`` is a background thread of each process that
+evaluates (woken after each commit; the leader also sweeps every ``SWEEP_SECONDS``).
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor import late_metrics
 from monitor.claims import claim
 from monitor.db import utcnow
-from monitor.models import Evaluation, MonitoringRun
+from monitor.models import Evaluation, MonitoringRun, MonitoringRunStart
 from monitor.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -104,10 +113,12 @@ class RunLogger:
         while self._evaluating and not self._stopping and time.monotonic() < deadline:
             time.sleep(0.01)
 
-    def log_due(self, give_way: bool = False) -> int:
+    def log_due(self, give_way: bool = False, stop: threading.Event | None = None) -> int:
         """Log every due row this process can claim; returns how many runs were finished."""
         done = 0
         while not self._stopping and not self._holds:  # a round here: its end wakes us again
+            if stop is not None and stop.is_set():
+                return done
             if give_way:
                 self._give_way()
             locked = self._dialect() == "postgresql"
@@ -133,22 +144,38 @@ class RunLogger:
             row = session.scalar(self._due().with_for_update(skip_locked=True))
             if row is None:
                 return None
-            return self._log(session, row)  # the row lock is held until this commit
+            search = False
+            if not row.payload.get("late"):  # a late row's logging is idempotent by its own key
+                search = self._mark_started(row.run_key)
+            row.attempts += 1
+            return self._log(session, row, search=search)  # the row lock is held until this commit
+
+    def _mark_started(self, run_key: str) -> bool:
+        """Commit a mark that this run's creation may begin, on a connection of its own (the row's
+        lock stays held); True when a mark was there already: an earlier attempt may have created
+        the run, so it is searched for by its key."""
+        with self.sessions.kw["bind"].connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            taken = conn.execute(sa.select(MonitoringRunStart.run_key)
+                                 .where(MonitoringRunStart.run_key == run_key)).first()
+            if taken is None:
+                conn.execute(sa.insert(MonitoringRunStart).values(run_key=run_key, started_at=utcnow()))
+        return taken is not None
 
     def _one_leased(self) -> int | None:
+        # ``attempts + 1`` commits with the claim, before any MLflow call: a logger that dies
+        # mid-run leaves attempts > 1 for the next one, which then searches by the run key.
         claimed = claim(self.sessions, MonitoringRun, where=self._due_where(), order_by=[MonitoringRun.id],
-                        owner=self.owner, lease=LEASE)
+                        owner=self.owner, lease=LEASE, values={"attempts": MonitoringRun.attempts + 1})
         if not claimed:
             return None
         with self.sessions() as session, session.begin():
             row = session.get(MonitoringRun, claimed[0], populate_existing=True)
-            result = self._log(session, row)
+            result = self._log(session, row, search=row.attempts > 1)
             row.lease_owner, row.lease_until = None, None
             return result
 
-    def _log(self, session: Session, row: MonitoringRun) -> int:
+    def _log(self, session: Session, row: MonitoringRun, *, search: bool) -> int:
         payload = row.payload
-        row.attempts += 1
         try:
             if payload.get("late"):  # labels came after the run was logged (monitor/labels.py)
                 late = payload["late"]
@@ -158,7 +185,7 @@ class RunLogger:
                 run_id = self.registry.log_evaluation(
                     model=payload["model"], version=payload["version"], batch_id=payload["batch_id"],
                     metrics=payload["metrics"], result=payload["result"], tags=payload["tags"],
-                    run_key=row.run_key)
+                    run_key=row.run_key, search=search)
         except Exception as exc:  # noqa: BLE001 - tracking down or a bad answer: retry with backoff
             delay = min(BACKOFF_MAX_SECONDS, 2.0 ** min(row.attempts, 12))
             row.next_attempt_at = utcnow() + timedelta(seconds=delay)
@@ -167,6 +194,7 @@ class RunLogger:
                         row.attempts, row.last_error)
             return 0
         row.status, row.run_id, row.done_at, row.last_error = "done", run_id, utcnow(), None
+        session.execute(sa.delete(MonitoringRunStart).where(MonitoringRunStart.run_key == row.run_key))
         session.execute(sa.update(Evaluation).where(Evaluation.id == row.evaluation_id)
                         .values(mlflow_run_id=run_id).execution_options(synchronize_session=False))
         self.logged += 1

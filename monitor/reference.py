@@ -29,6 +29,7 @@ from sqlalchemy.orm import sessionmaker
 from monitor.models import ReferenceUpload, ReferenceWindowRows, StoredProfile
 from monitor.registry import LoadedModel, ReferenceData, Registry
 from monitor.settings import drift_config_hash
+from monitor.tree_predict import speed_up
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,8 @@ class ProfileStore:
                 if profile is None:
                     return None
                 self._store(key, profile)
+            # The estimate's boosted trees predict all at once, bit-identical (monitor/tree_predict.py).
+            speed_up(getattr(profile, "estimator", None))
             with self._lock:
                 if len(self._cache) >= self._max:
                     self._cache.pop(next(iter(self._cache)))

@@ -34,6 +34,10 @@ TRAIN_ARTIFACT = "reference/train.parquet"
 HOLDOUT_ARTIFACT = "reference/holdout.parquet"
 
 
+# A registered model's aliases ({alias: version}) and tags, as one listing or one read answers them.
+Listed = tuple[dict[str, str], dict[str, str]]
+
+
 class TrackingUnavailable(Exception):
     """The tracking server did not answer (or answered with a server error); retry later."""
 
@@ -157,21 +161,22 @@ class Registry:
         """The version ``alias`` points at for every registered model that has it, and the names
         opted out of monitoring: one paged listing (1,000 models a page) instead of one alias
         lookup per model, which was most of a warm round's registry time."""
-        alias = alias or self.champion_alias
-        versions: dict[str, str] = {}
-        opted: set[str] = set()
+        return versions_of(self.listing(), alias or self.champion_alias)
+
+    def listing(self) -> dict[str, Listed]:
+        """Every registered model's aliases ({alias: version}) and tags, as ``model_aliases`` answers
+        for one model: one paged listing (1,000 models a page) for a whole round."""
+        found: dict[str, Listed] = {}
         token = None
         while True:
             page = self._call("listing registered models", self.client.search_registered_models,
                               max_results=1000, page_token=token)
             for model in page:
-                if alias in (model.aliases or {}):
-                    versions[model.name] = str(model.aliases[alias])
-                if opted_out(model.tags or {}):
-                    opted.add(model.name)
+                found[model.name] = ({k: str(v) for k, v in (model.aliases or {}).items()},
+                                     dict(model.tags or {}))
             token = page.token
             if not token:
-                return versions, opted
+                return found
 
     def resolve(self, name: str, alias: str | None = None) -> str:
         """The version the alias points at now (asked every time: aliases move)."""
@@ -382,18 +387,23 @@ class Registry:
 
     # --- monitoring runs -------------------------------------------------------------------------
     def log_evaluation(self, *, model: str, version: str, batch_id: str, metrics: dict[str, float],
-                       result: dict[str, Any], tags: dict[str, str], run_key: str | None = None) -> str:
+                       result: dict[str, Any], tags: dict[str, str], run_key: str | None = None,
+                       search: bool = True) -> str:
         """One run in the `monitoring` experiment: metrics plus the full result as evaluation.json.
 
-        With ``run_key`` (the outbox's), a run already carrying that key is finished or reused instead
-        of a second one being created: a crash between creating and finishing a run is repaired here."""
+        Four tracking calls: ``create_run`` with every tag, one ``log_batch`` with every metric, the
+        evaluation.json upload, ``set_terminated``. With ``run_key`` (the outbox's) and ``search``, a
+        run already carrying that key is finished or reused instead of a second one being created:
+        a crash between creating and finishing a run is repaired here. The outbox asks for the search
+        only when an earlier attempt may have created the run (``monitoring_run_starts``): it is a
+        query over the whole experiment, the costliest of the calls as the experiment grows."""
         from mlflow.entities import Metric
 
         experiment_id = self._experiment()
         run_tags = {"driftline.model": model, "driftline.model_version": version,
                     "driftline.batch_id": batch_id, "mlflow.runName": f"{model}-v{version}-{batch_id}",
                     **tags}
-        existing = self.find_runs(run_key) if run_key else []
+        existing = self.find_runs(run_key) if run_key and search else []
         finished = [r for r in existing if r.info.status == "FINISHED"]
         if finished:
             for extra in existing:
@@ -480,6 +490,13 @@ def _looks_down(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}"
     return any(word in text for word in ("Max retries", "Connection refused", "ConnectionError",
                                          "timed out", "Timeout", " 502", " 503", " 504"))
+
+
+def versions_of(listing: dict[str, Listed], alias: str) -> tuple[dict[str, str], set[str]]:
+    """From a ``Registry.listing``: the version ``alias`` points at per model, and the opted-out names."""
+    versions = {name: aliases[alias] for name, (aliases, _tags) in listing.items() if alias in aliases}
+    opted = {name for name, (_aliases, tags) in listing.items() if opted_out(tags)}
+    return versions, opted
 
 
 def opted_out(tags: dict[str, str]) -> bool:

@@ -35,9 +35,9 @@ from monitor.db import utcnow
 from monitor.evaluation import DatabaseUnavailable, EvaluationService, Outcome
 from monitor.missed_slots import ALL_MODELS, dependency_of, mark_caught_up, record_missed
 from monitor.models import MissedSlot
-from monitor.registry import ModelNotFound, TrackingUnavailable
+from monitor.registry import Listed, ModelNotFound, TrackingUnavailable, versions_of
 from monitor.sources.s3_inbox import InboxUnavailable, S3Inbox
-from monitor.sources.simulated import slot_batch
+from monitor.sources.simulated import slot_batch, slot_batch_id
 from monitor.work_units import HORIZON_SLOTS, RoundClaims, Unit
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,10 @@ class MonitorScheduler:
         self._round_lock = threading.Lock()
         self._stopping = False
         self._batches: dict[str, Any] = {}
+        # The round's registry listing (every model's aliases and tags): the challengers of each
+        # evaluated model are read from it instead of one tracking call per model. On PostgreSQL the
+        # planner stores each model's entry on its unit, so the other replicas need no listing.
+        self._listing: dict[str, Listed] | None = None
         self._round = _RoundTally()
         # PostgreSQL: every process claims work units; SQLite: the leader evaluates everything.
         self.claims: RoundClaims | None = None
@@ -298,7 +302,8 @@ class MonitorScheduler:
         known from the listing, resolved at evaluation): one registry listing for the round."""
         names = [m.name for m in self.config.models if m.monitor]
         try:
-            versions, opted = self.service.registry.alias_versions()
+            self._listing = self.service.registry.listing()
+            versions, opted = versions_of(self._listing, self.settings.champion_alias)
         except TrackingUnavailable:
             if self.config.discover:
                 raise
@@ -320,6 +325,7 @@ class MonitorScheduler:
         as a missed slot (monitor.missed_slots)."""
         started = time.perf_counter()
         self._round = _RoundTally()
+        self._listing = None
         error = None
         runs = self.service.runs
         try:
@@ -361,7 +367,7 @@ class MonitorScheduler:
             self._known_models = list(versions)
             return versions
 
-        for name, old in self.claims.plan(slot, listing):
+        for name, old in self.claims.plan(slot, listing, self._listed):
             self._round.missed.append((name, old, "not evaluated within its slot and the next "
                                                   f"{HORIZON_SLOTS}: the replicas were busy or down", None))
         deadline = started + 0.8 * self.interval
@@ -382,6 +388,7 @@ class MonitorScheduler:
     def _evaluate_units(self, units: list[Unit]) -> None:
         tally = self._round
         finished: list[tuple[Unit, str, int]] = []
+        stored = self._stored_simulated(units)
         renewed = time.monotonic()
         for index, unit in enumerate(units):
             if self.claims is not None and time.monotonic() - renewed > self.settings.claim_lease_seconds / 2:
@@ -393,15 +400,32 @@ class MonitorScheduler:
                     break
                 tally.missed.append((unit.model_name, unit.slot, "monitor shutting down", None))
                 continue
-            outcomes, failed = self._evaluate_unit(unit)
+            unseen = stored is not None and (unit.model_name, slot_batch_id(unit.slot)) not in stored
+            outcomes, failed = self._evaluate_unit(unit, unseen=unseen)
             tally.units += 1
             failed = failed or any(o.transient for o in outcomes)
             finished.append((unit, "failed" if failed else "done", len(outcomes)))
         if self.claims is not None:
             self.claims.finish(finished)
 
-    def _evaluate_unit(self, unit: Unit) -> tuple[list[Outcome], bool]:
-        """The unit's outcomes, and whether it failed before any (backoff, outage, a bug)."""
+    def _stored_simulated(self, units: list[Unit]) -> set[tuple[str, str]] | None:
+        """The (model, simulated batch id) pairs of these units that have an evaluation row already:
+        one query for the claim batch, so each new evaluation skips its own look-up. None (each
+        evaluation looks itself) when the database does not answer: there the evaluation's own
+        look-up reports the outage per model."""
+        pairs = [(u.model_name, slot_batch_id(u.slot)) for u in units
+                 if (self.config.model(u.model_name).source or self.settings.default_source) == "simulated"]
+        if not pairs:
+            return None
+        try:
+            return self.service.stored_batches(pairs)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("cannot look up a claim batch's evaluations at once: %s", type(exc).__name__)
+            return None
+
+    def _evaluate_unit(self, unit: Unit, *, unseen: bool = False) -> tuple[list[Outcome], bool]:
+        """The unit's outcomes, and whether it failed before any (backoff, outage, a bug).
+        ``unseen``: no evaluation row holds the unit's simulated batch (looked up for the batch)."""
         name, slot, tally = unit.model_name, unit.slot, self._round
         if time.monotonic() < self._not_before.get(name, 0.0):
             tally.missed.append((name, slot, f"backing off after {self._failures.get(name, 0)} failed "
@@ -409,7 +433,8 @@ class MonitorScheduler:
             return [], True
         outcomes: list[Outcome] = []
         try:
-            for outcome in self._evaluate_model(name, slot, unit.model_version):
+            for outcome in self._evaluate_model(name, slot, unit.model_version, unseen=unseen,
+                                                listed=unit.listed or self._listed(name)):
                 outcomes.append(outcome)
                 tally.outcomes.append(outcome)
                 self._note(name, transient=outcome.transient)
@@ -465,8 +490,11 @@ class MonitorScheduler:
         except sa.exc.SQLAlchemyError as exc:
             log.warning("cannot mark missed slots caught up: %s", type(exc).__name__)
 
-    def _evaluate_model(self, name: str, slot: int, version: str | None = None) -> list[Outcome]:
-        """``version``: the champion's version as the round resolved it (None: resolve now)."""
+    def _evaluate_model(self, name: str, slot: int, version: str | None = None, *,
+                        unseen: bool = False, listed: Listed | None = None) -> list[Outcome]:
+        """``version``: the champion's version as the round resolved it (None: resolve now);
+        ``unseen``: no evaluation row holds this slot's simulated batch for the model (a look-up saved);
+        ``listed``: its aliases and tags from the round's listing (None: the challengers ask the registry)."""
         model_config = self.config.model(name)
         source = model_config.source or self.settings.default_source
         if source == "simulated":
@@ -474,7 +502,8 @@ class MonitorScheduler:
                 return []
             cycle = model_config.scenarios or self.config.scenarios
             rows = model_config.rows or self.settings.simulated_rows
-            return [self.service.evaluate(name, self._batch(slot, cycle, rows), resolved=version)]
+            return [self.service.evaluate(name, self._batch(slot, cycle, rows), resolved=version,
+                                          unseen=unseen, listed=listed)]
         if source == "s3":
             inbox = model_config.s3_inbox or self.settings.s3_inbox
             if not inbox:
@@ -483,9 +512,12 @@ class MonitorScheduler:
                 return []
             if "{model}" in inbox:
                 inbox = inbox.replace("{model}", name)
-            return [self.service.evaluate(name, batch, resolved=version)
+            return [self.service.evaluate(name, batch, resolved=version, listed=listed)
                     for batch in self.inbox.pending(name, inbox)]
         return []  # push: evaluated when batches arrive
+
+    def _listed(self, name: str) -> Listed | None:
+        return self._listing.get(name) if self._listing is not None else None
 
     def _batch(self, slot: int, cycle: Any, rows: int) -> Any:
         """The slot's simulated batch: the same for every model watching the same cycle and size,

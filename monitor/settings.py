@@ -7,6 +7,7 @@ line naming the variable; the CLI turns that into exit status 2.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -43,6 +44,16 @@ class MonitorSettings(BaseSettings):
     # not queue behind pushes).
     threads: int = Field(4, ge=1, le=64, validation_alias="MONITOR_THREADS")
     api_token: SecretStr | None = Field(None, validation_alias="MONITOR_API_TOKEN")
+    # Who logs the MLflow runs of the outbox (monitor/monitoring_runs.py): ``process``, one side
+    # process per instance started by the gunicorn master (the request workers never log); ``thread``,
+    # a background thread in every process that evaluates (apps built in process, tests, one-shots).
+    run_logger: Literal["process", "thread"] = Field("process", validation_alias="MONITOR_RUN_LOGGER")
+    run_logger_threads: int = Field(2, ge=1, le=32, validation_alias="MONITOR_RUN_LOGGER_THREADS")
+    run_logger_poll_seconds: float = Field(0.5, gt=0, le=60,
+                                           validation_alias="MONITOR_RUN_LOGGER_POLL_SECONDS")
+    # Load every version the monitor will be asked about (champions, configured models) in each
+    # worker as it starts, in the background, so no request pays a model load (gunicorn post_fork).
+    preload_models: bool = Field(True, validation_alias="MONITOR_PRELOAD_MODELS")
     config_file: Path | None = Field(None, validation_alias="MONITOR_CONFIG_FILE")
     public_url: str = Field("http://localhost:8000", validation_alias="MONITOR_PUBLIC_URL")
     mlflow_public_url: str = Field("http://localhost:5000", validation_alias="MLFLOW_PUBLIC_URL")
@@ -238,11 +249,18 @@ class MonitorConfig:
     scenarios: tuple[str, ...] = DEFAULT_CYCLE
     models: tuple[ModelConfig, ...] = ()
 
-    def model(self, name: str) -> ModelConfig:
+    @functools.cached_property
+    def _by_name(self) -> dict[str, ModelConfig]:
+        index: dict[str, ModelConfig] = {}
         for model in self.models:
-            if model.name == name:
-                return model
-        return ModelConfig(name=name)
+            index.setdefault(model.name, model)  # the first entry of a name wins, as before
+        return index
+
+    def model(self, name: str) -> ModelConfig:
+        # A dict, not a scan: a round asks this several times per model (1,000 models: 5 million
+        # comparisons per round with a scan).
+        found = self._by_name.get(name)
+        return found if found is not None else ModelConfig(name=name)
 
     def drift_settings(self, name: str) -> dict[str, Any]:
         return {**self.drift, **self.model(name).drift}

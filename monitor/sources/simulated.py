@@ -15,6 +15,10 @@ from monitor.sources import Batch
 SEED_BASE = 1_000
 
 
+def slot_batch_id(slot: int) -> str:
+    return f"sim-{slot}"
+
+
 def slot_batch(slot: int, cycle: Sequence[str], rows: int) -> Batch:
     """The batch for a scheduler time slot: scenario from the cycle, seed from the slot."""
     from seed_scenarios import ScenarioParams, make_batch
@@ -22,7 +26,7 @@ def slot_batch(slot: int, cycle: Sequence[str], rows: int) -> Batch:
     scenario = cycle[slot % len(cycle)]
     seed = SEED_BASE + slot % 1_000_000_007
     frame = make_batch(scenario, ScenarioParams(rows=rows, seed=seed))  # type: ignore[arg-type]
-    return Batch(batch_id=f"sim-{slot}", source="simulated", frame=frame, scenario=scenario,
+    return Batch(batch_id=slot_batch_id(slot), source="simulated", frame=frame, scenario=scenario,
                  meta={"slot": slot, "seed": seed})
 
 

@@ -34,8 +34,37 @@ def start_monitor(workdir: Path, name: str, *, db_url: str, tracking_url: str, m
     proc = ManagedProcess(name, [sys.executable, "-m", "monitor", "serve"], workdir / f"{name}.log",
                           env=env, cwd=REPO).start()
     url = f"http://127.0.0.1:{port}"
-    proc.wait_until(lambda: http_ok(f"{url}/healthz"), timeout=60, what="serving /healthz")
+    # Booting takes 5-10 s; on a 2-core machine shared with other test runs it took over 60 s.
+    proc.wait_until(lambda: http_ok(f"{url}/healthz"), timeout=150, what="serving /healthz")
     return proc, url
+
+
+def gunicorn_workers(master_pid: int) -> list[int]:
+    """The request workers of a gunicorn master: its children minus the MLflow run logger."""
+    return [pid for pid in child_pids(master_pid) if not is_run_logger(pid)]
+
+
+def run_logger_pids(master_pid: int) -> list[int]:
+    """The master's MLflow run logger side process (``python -m monitor run-logger``), if running."""
+    return [pid for pid in child_pids(master_pid) if is_run_logger(pid)]
+
+
+def child_pids(pid: int) -> list[int]:
+    """Children of every thread of ``pid`` (the run logger is started from a thread of the master)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue  # the thread ended
+    return sorted(set(found))
+
+
+def is_run_logger(pid: int) -> bool:
+    try:
+        return b"run-logger" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def rows(db_url: str, query: str, **params: object) -> list[sa.Row]:

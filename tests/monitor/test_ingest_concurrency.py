@@ -128,9 +128,13 @@ def test_run_left_running_by_a_crash_is_finished_not_doubled(make_app, champion,
     def crashed(run_status: str) -> None:
         # The state a kill leaves: the outbox row pending, the run created (RUNNING) or even finished.
         mlflow_client.update_run(run_id, status=run_status)
+        # A kill after create_run also leaves the mark its attempt committed first (PostgreSQL here):
+        # the next attempt searches by the run key instead of creating a second run.
         with monitor.engine.begin() as conn:
             conn.exec_driver_sql("UPDATE monitoring_runs SET status = 'pending', run_id = NULL")
             conn.exec_driver_sql("UPDATE evaluations SET mlflow_run_id = NULL")
+            conn.exec_driver_sql("INSERT INTO monitoring_run_starts (run_key, started_at) "
+                                 "SELECT run_key, now() FROM monitoring_runs")
         assert monitor.service.runs.log_due() == 1
 
     for run_status in ("RUNNING", "FINISHED"):

@@ -13,14 +13,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.monitor.processes import rows, start_monitor
+from tests.monitor.processes import gunicorn_workers, rows, start_monitor
 
 TOKEN = "t" * 24
 
 
 def _workers(master_pid: int) -> list[int]:
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    return [int(pid) for pid in children]
+    return gunicorn_workers(master_pid)  # the run logger side process is a child too
 
 
 def _memory_kb(pid: int) -> dict[str, int]:

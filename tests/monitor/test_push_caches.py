@@ -42,3 +42,24 @@ def test_alias_is_renewed_in_the_background_and_never_used_past_its_max_age(make
     time.sleep(4.5)  # past the max age with no push: the next one asks in the request again
     push("d")
     assert asked[-1] != "alias-renewal" and len(asked) == 3
+
+
+def test_a_new_worker_preloads_the_models_in_use_so_its_first_push_loads_nothing(make_app, champion, auth):
+    from monitor.preload import models_in_use, preload
+
+    first = make_app(MONITOR_SOURCE="push")
+    resp = first.test_client().post(f"/api/models/{champion}/batches", data=ROWS.encode(),
+                                    content_type="text/csv", headers={**auth, "X-Batch-Id": "seen"})
+    assert resp.status_code == 201
+    fresh = make_app(MONITOR_SOURCE="push")  # a worker starting: nothing cached yet
+    monitor = fresh.extensions["driftline"]
+    assert champion in models_in_use(monitor)  # evaluated recently, though not in the config file
+    assert preload(monitor) == [(champion, "1")]
+    loads: list[tuple[str, str]] = []
+    real = monitor.registry._load_uncached
+    monitor.registry._load_uncached = lambda name, version, *rest: loads.append((name, version)) or real(
+        name, version, *rest)
+    resp = fresh.test_client().post(f"/api/models/{champion}/batches", data=ROWS.encode(),
+                                    content_type="text/csv", headers={**auth, "X-Batch-Id": "after-preload"})
+    assert resp.status_code == 201
+    assert loads == []  # the model, its profile and the alias came from the preload

@@ -71,3 +71,31 @@ def test_units_left_two_slots_later_expire_and_are_reported(monitor_db):
     expired = a.plan(41 + HORIZON_SLOTS, lambda: _models(2))
     assert sorted(expired) == [("m00", 40), ("m01", 40)]
     assert a.pending(40 + HORIZON_SLOTS + 1) == 4  # the two later slots' units
+
+
+def test_concurrent_one_statement_claims_take_each_unit_once_with_its_listing(monitor_db):
+    """Four claimers in threads race through 120 units with the one-statement claim (pick, lease and
+    read in one round trip): every unit is taken exactly once, and carries the planner's listing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    models = {f"m{i:03d}": "1" for i in range(120)}
+    planner = _claims(monitor_db, "0:planner")
+    planner.plan(50, lambda: models, lambda name: ({"champion": "1", "challenger": "2"}, {"team": name}))
+    claimers = [_claims(monitor_db, f"{i}:c", batch=4) for i in range(1, 5)]
+
+    def drain(claims: RoundClaims) -> list:
+        taken = []
+        while got := claims.claim(50, prefer={"m007", "m100"}):
+            taken += got
+            claims.finish([(u, "done", 1) for u in got])
+        return taken
+
+    with ThreadPoolExecutor(4) as pool:
+        shares = list(pool.map(drain, claimers))
+    taken = [u for share in shares for u in share]
+    assert sorted(u.model_name for u in taken) == sorted(models)
+    assert len({u.id for u in taken}) == len(taken) == 120
+    assert all(u.listed == ({"champion": "1", "challenger": "2"}, {"team": u.model_name}) for u in taken)
+    with make_engine(monitor_db).connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).where(WorkClaim.slot == 50, WorkClaim.status == "done",
+                                                             WorkClaim.attempts == 1)).scalar() == 120

@@ -1,0 +1,135 @@
+"""The 100-row push in process: CPU per push and where it goes (Flask test client, no HTTP server).
+
+Starts the real services (PostgreSQL, SeaweedFS, MLflow tracking server), registers a 2-feature
+model, builds the monitor app on SQLite and on PostgreSQL, warms it (model, profile, alias), then
+pushes ``--pushes`` new 100-row CSV batches one after the other and reports the process CPU per push
+(``time.process_time``: all threads of this process, so the background run logger too unless it is
+off) beside the wall time and the load average. ``--profile`` writes a cProfile of the pushes
+(sorted by cumulative time) next to the JSON figures. The MLflow run outbox is filled but not
+drained (no logger in this process): the figure is the request's own CPU.
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/push_profile.py --pushes 200 --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+TOKEN = "bench-token-0123456789abcdef"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pushes", type=int, default=200)
+    parser.add_argument("--rows", type=int, default=100)
+    parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--profile", action="store_true", help="cProfile the pushes (slower)")
+    parser.add_argument("--results", default=str(REPO / "bench" / "results" / "push_profile.json"))
+    args = parser.parse_args()
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")  # as `serve` sets them for its workers
+
+    import mlflow
+
+    from bench.push_path import _csv, _register
+    from tests.services import postgres
+    from tests.services.seaweedfs import CHECKSUM_ENV, start_s3_server
+    from tests.services.tracking import start_tracking
+
+    work = Path(tempfile.mkdtemp(prefix="driftline-push-profile-"))
+    s3 = start_s3_server(work / "s3")
+    tracking_db = postgres.create_database("profmlflow")
+    bucket = s3.make_bucket("bench")
+    tracking = start_tracking(work / "tracking", {
+        "DRIFTLINE_MODE": "local", "TRACKING_BACKEND_URI": tracking_db,
+        "TRACKING_ARTIFACTS_DESTINATION": f"s3://{bucket}/artifacts", **s3.env},
+        bucket=bucket, db_url=tracking_db)
+    out: list[dict] = []
+    databases: list[str] = []
+    try:
+        os.environ.update(CHECKSUM_ENV)
+        mlflow.set_tracking_uri(tracking.url)
+        model = "prof-push-2"
+        _register(mlflow.MlflowClient(tracking.url), model, features=2)
+        body = _csv(args.rows)
+        for kind in args.databases.split(","):
+            if kind == "postgres":
+                db_url = postgres.create_database("profpush")
+                databases.append(db_url)
+            else:
+                db_url = f"sqlite:///{work / 'monitor.db'}"
+            figures = _measure(kind, db_url, tracking.url, model, body, args, Path(args.results))
+            out.append(figures)
+            print(json.dumps(figures), flush=True)
+    finally:
+        tracking.stop()
+        s3.stop()
+        postgres.drop_database(tracking_db)
+        for url in databases:
+            postgres.drop_database(url)
+    Path(args.results).write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+def _measure(kind: str, db_url: str, tracking_url: str, model: str, body: bytes,
+             args: argparse.Namespace, results: Path) -> dict:
+    from monitor.app import create_app
+    from monitor.migrate import upgrade
+    from monitor.settings import MonitorSettings
+
+    upgrade(db_url)
+    settings = MonitorSettings.model_validate({
+        "DRIFTLINE_MODE": "local", "MONITOR_DATABASE_URL": db_url, "MLFLOW_TRACKING_URI": tracking_url,
+        "MONITOR_API_TOKEN": TOKEN, "MONITOR_SCHEDULER": "false", "MONITOR_SOURCE": "push"})
+    app = create_app(settings)
+    app.extensions["driftline"].service.runs = None  # runs queue in the outbox; nothing here logs them
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "text/csv"}
+
+    def push() -> None:
+        resp = client.post(f"/api/models/{model}/batches", data=body,
+                           headers={**headers, "X-Batch-Id": f"p-{uuid.uuid4().hex}"})
+        assert resp.status_code == 201, resp.get_data(as_text=True)
+
+    try:
+        for _ in range(10):
+            push()
+        profiler = cProfile.Profile() if args.profile else None
+        load = os.getloadavg()[0]
+        cpu, wall = time.process_time(), time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        for _ in range(args.pushes):
+            push()
+        if profiler is not None:
+            profiler.disable()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        figures = {"database": kind, "rows": args.rows, "pushes": args.pushes, "profiled": args.profile,
+                   "cpu_ms_per_push": round(1000 * cpu / args.pushes, 2),
+                   "wall_ms_per_push": round(1000 * wall / args.pushes, 2),
+                   "load_average": [round(load, 1), round(os.getloadavg()[0], 1)]}
+        if profiler is not None:
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(60)
+            target = results.with_name(f"push_profile_{kind}.txt")
+            target.write_text(text.getvalue())
+            figures["profile"] = str(target)
+    finally:
+        app.extensions["driftline"].close()
+    return figures
+
+
+if __name__ == "__main__":
+    sys.exit(main())

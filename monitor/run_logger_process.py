@@ -1,0 +1,143 @@
+"""The MLflow run logger as a side process of ``serve``: drains the run outbox outside the request
+workers (``MONITOR_RUN_LOGGER=process``, the default).
+
+Why a process: logging one run costs the logging process about 30 ms of CPU (four tracking calls,
+the artifact upload) against 5-10 ms for the 100-row push that queued it, and in a request worker
+it competed with the pushes for the worker's GIL and core. Here it has its own interpreter, and
+the pushes never wait for it.
+
+- ``python -m monitor run-logger`` runs ``serve_forever``: ``MONITOR_RUN_LOGGER_THREADS`` threads
+  each log due rows (claims are exclusive, monitor.monitoring_runs) and poll every
+  ``MONITOR_RUN_LOGGER_POLL_SECONDS`` when none is due, at nice 5 (the request workers first when
+  the cores are busy). SIGTERM: the run being logged is finished, then the process exits; rows left
+  stay pending.
+- ``Supervisor`` is used by the gunicorn master (monitor/gunicorn_conf.py): it starts the process
+  when the master is ready, starts it again if it exits (after 1 s, doubling up to 30 s), and stops
+  it when the master exits. The process exits by itself if its parent (the master) goes away.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+RESTART_MIN_SECONDS, RESTART_MAX_SECONDS = 1.0, 30.0
+RETRY_MAX_SECONDS = 10.0  # the longest wait between passes while the database does not answer
+NICE = 5  # CPU weight about a third of a request worker's under contention (Linux CFS)
+# Set by the gunicorn master before it forks the workers (monitor/gunicorn_conf.py) when it runs the
+# side process: the workers' apps then leave the outbox to it (monitor.app).
+SUPERVISED = False
+
+
+def serve_forever(settings: Any, stop: threading.Event | None = None) -> int:
+    """Log the outbox's runs until ``stop`` is set (SIGTERM/SIGINT set it in the CLI)."""
+    from monitor.db import make_engine, make_session_factory
+    from monitor.monitoring_runs import RunLogger, release_leases
+    from monitor.registry import Registry
+
+    stop = stop or threading.Event()
+    parent = os.getppid()
+    # Background work: when the host's cores are busy, the request workers (and their boot) go
+    # first; the outbox drains with what is left and fully once the load pauses (backlog in /metrics).
+    try:
+        os.nice(NICE)
+    except OSError:
+        log.info("could not lower the run logger's priority")
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    registry = Registry(settings.tracking_uri, settings.champion_alias, max_models=1)
+    logger = RunLogger(sessions, registry)
+    if engine.dialect.name == "sqlite":
+        # One logger per host on SQLite, and the workers do not log: leases left by a logger that
+        # died (restarted by the supervisor) are stale.
+        release_leases(sessions)
+
+    def work() -> None:
+        failures = 0
+        while not stop.is_set():
+            if os.getppid() != parent:  # the master is gone (SIGKILL): nobody would stop us
+                stop.set()
+                return
+            try:
+                done = logger.log_due(stop=stop)
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - the database unreachable: retry with backoff
+                failures += 1
+                if failures == 1:
+                    log.exception("run logger pass failed; retrying with backoff")
+                else:
+                    log.warning("run logger pass failed again (%s): %s", failures,
+                                (str(exc).splitlines() or [type(exc).__name__])[0])
+                stop.wait(min(RETRY_MAX_SECONDS, settings.run_logger_poll_seconds * 2 ** failures))
+                continue
+            if not done:
+                stop.wait(settings.run_logger_poll_seconds)
+
+    threads = [threading.Thread(target=work, name=f"run-logger-{i}", daemon=True)
+               for i in range(settings.run_logger_threads)]
+    for thread in threads:
+        thread.start()
+    log.info("MLflow run logger started (pid %s, %s threads)", os.getpid(), len(threads))
+    try:
+        for thread in threads:
+            thread.join()
+    finally:
+        engine.dispose()
+    log.info("MLflow run logger stopped after %s runs", logger.logged)
+    return 0
+
+
+def main(settings: Any) -> int:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return serve_forever(settings, stop)
+
+
+class Supervisor:
+    """Keeps one ``python -m monitor run-logger`` child running for the gunicorn master."""
+
+    def __init__(self, argv: list[str] | None = None) -> None:
+        self.argv = argv or [sys.executable, "-m", "monitor", "run-logger"]
+        self.proc: subprocess.Popen | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._keep_running, name="run-logger-supervisor",
+                                            daemon=True)
+            self._thread.start()
+
+    def _keep_running(self) -> None:
+        delay = RESTART_MIN_SECONDS
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            self.proc = subprocess.Popen(self.argv)  # noqa: S603 - our own interpreter and module
+            code = self.proc.wait()  # 0 as well when gunicorn's own waitpid(-1) reaped it first
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - started > 60:
+                delay = RESTART_MIN_SECONDS  # it ran a while: not a crash loop
+            log.warning("the MLflow run logger exited (%s); starting it again in %.0f s", code, delay)
+            self._stopping.wait(delay)
+            delay = min(RESTART_MAX_SECONDS, delay * 2)
+
+    def stop(self, timeout: float) -> None:
+        """SIGTERM the child (it finishes the run it is logging) and wait up to ``timeout``."""
+        self._stopping.set()
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
