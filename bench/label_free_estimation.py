@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def regression_data(rng: np.random.Generator, n: int, shift: float = 0.0,
     return pd.DataFrame({"x0": x0, "x1": x1, "y": y})
 
 
-def fitted_regression(seed: int, reference_rows: int):  # noqa: ANN201
+def fitted_regression(seed: int, reference_rows: int, metrics: tuple[str, ...] = ("mse", "mae")):  # noqa: ANN201
     from sklearn.linear_model import LinearRegression
 
     rng = np.random.default_rng(seed)
@@ -44,20 +45,22 @@ def fitted_regression(seed: int, reference_rows: int):  # noqa: ANN201
     reference = regression_data(rng, reference_rows)
     preds = model.predict(reference[["x0", "x1"]])
     estimator = fit_regression_estimator(reference[["x0", "x1"]], ["x0", "x1"], preds, reference["y"],
-                                         seed=seed)
+                                         seed=seed, metrics=metrics)
     return model, estimator, rng
 
 
 def regression(batches: int, rows: int, reference_rows: int, seed: int = 7,
-               max_shift: float = 1.5) -> dict:
-    model, estimator, rng = fitted_regression(seed, reference_rows)
-    out = {"mse": [], "mae": []}
+               max_shift: float = 1.5, metrics: tuple[str, ...] = ("mse", "mae")) -> dict:
+    model, estimator, rng = fitted_regression(seed, reference_rows, metrics)
+    out = {name: [] for name in metrics}
     for _ in range(batches):
         batch = regression_data(rng, rows, shift=float(rng.uniform(0.0, max_shift)))
         preds = model.predict(batch[["x0", "x1"]])
         est = estimator.estimate(batch[["x0", "x1"]], preds)["metrics"]
         err = batch["y"].to_numpy() - preds
         for name, realized in (("mse", float(np.mean(err**2))), ("mae", float(np.mean(np.abs(err))))):
+            if name not in est:
+                continue
             block = est[name]
             out[name].append((block["estimate"], realized, block["lower"] <= realized <= block["upper"]))
     summary = {}
@@ -70,6 +73,37 @@ def regression(batches: int, rows: int, reference_rows: int, seed: int = 7,
                          "coverage_90": float(np.mean([c for _, _, c in values])),
                          "realized_range": [float(arr[:, 1].min()), float(arr[:, 1].max())]}
     return summary
+
+
+def coverage_across_references(seeds: list[int], reference_sizes: list[int], batches: int,
+                                rows: int = 2000) -> dict:
+    """The 90 % interval's coverage of the realized MSE, per reference sample (seed) and size, and pooled.
+
+    The pooled figure's standard error is the cluster one (spread of the per-seed coverages / sqrt of
+    the number of seeds): batches scored against one reference share its loss model's error, so they
+    are not independent; the binomial standard error is reported beside it."""
+    out: dict = {}
+    for size in reference_sizes:
+        per_seed, within, errors = {}, [], []
+        for seed in seeds:
+            result = regression(batches, rows, size, seed=seed, metrics=("mse",))["mse"]
+            per_seed[str(seed)] = result["coverage_90"]
+            within.append(result["share_within_20pct"])
+            errors.append(result["mean_abs_relative_error"])
+        covered = np.array(list(per_seed.values()))
+        pooled = float(covered.mean())
+        out[str(size)] = {"per_seed_coverage": per_seed, "pooled_coverage": pooled,
+                          "pooled_se_cluster": float(covered.std(ddof=1) / np.sqrt(covered.size)),
+                          "pooled_se_binomial": float(np.sqrt(pooled * (1 - pooled)
+                                                              / (covered.size * batches))),
+                          "min_seed_coverage": float(covered.min()),
+                          "share_within_20pct": float(np.mean(within)),
+                          "mean_abs_relative_error": float(np.mean(errors))}
+    every = np.concatenate([list(v["per_seed_coverage"].values()) for v in out.values()])
+    out["pooled_all"] = {"coverage": float(every.mean()),
+                         "se_cluster": float(every.std(ddof=1) / np.sqrt(every.size)),
+                         "references": int(every.size), "batches_each": batches}
+    return out
 
 
 def classifier_data(rng: np.random.Generator, n: int, shift: float = 0.0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -125,15 +159,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--reference", type=int, default=5000)
+    parser.add_argument("--seeds", type=int, default=10, help="reference samples per size (seeds 0..N-1)")
+    parser.add_argument("--seed-batches", type=int, default=40, help="batches per reference sample")
     args = parser.parse_args()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     results = {
+        "coverage_across_references": coverage_across_references(list(range(args.seeds)), [3000, 10000],
+                                                                 args.seed_batches),
         "regression_2000_rows": regression(args.batches, 2000, args.reference),
         "classifier_1000_rows": classifier(args.batches, 1000, args.reference),
         "pure_concept_drift_2000_rows": concept(max(20, args.batches // 5), 2000, args.reference),
         "batches": args.batches, "reference_rows": args.reference,
     }
     results["seconds"] = round(time.perf_counter() - start, 1)
+    results["cpu_seconds"] = round(time.process_time() - cpu, 1)
+    results["load_average"] = list(os.getloadavg())
     print(json.dumps(results, indent=1))
     out = Path(__file__).parent / "results" / "label_free_estimation.json"
     out.parent.mkdir(exist_ok=True)

@@ -132,6 +132,14 @@ class ChallengerScorer:
         the champion's evaluation goes on."""
         if champion.target not in frame.columns:
             return None
+        others, policy = self.in_place(champion, recent_ok=recent_ok, listed=listed)
+        return self.score_versions(champion, frame, predictions, others, policy)
+
+    def in_place(self, champion: LoadedModel, *, recent_ok: bool = False,
+                 listed: Listed | None = None) -> tuple[dict[str, tuple[str, str]], str]:
+        """The versions to score beside ``champion`` now ({version: (alias, role)}) and the policy:
+        kept with a batch pushed without labels, so the ones in place at push are scored when its
+        labels come (``monitor.labels``), whatever the aliases say by then."""
         aliases, tags = self._aliases(champion.name, recent_ok, listed)
         others: dict[str, tuple[str, str]] = {}
         for alias, version in sorted(aliases.items()):
@@ -141,6 +149,11 @@ class ChallengerScorer:
         if guard is not None and guard != champion.version and self.settings.rollback_batches > 0 \
                 and guard not in others:
             others[guard] = (PREVIOUS, "guard")
+        return others, self.policy(champion.name, tags)
+
+    def score_versions(self, champion: LoadedModel, frame: Any, predictions: np.ndarray,
+                       others: dict[str, tuple[str, str]], policy: str) -> Paired | None:
+        """Paired scores of ``others`` on ``frame`` (labelled) against the champion's ``predictions``."""
         if not others:
             return None
         use_log_loss = champion.task == "classification" and champion.proba is not None
@@ -165,7 +178,7 @@ class ChallengerScorer:
                 log.warning("%s: %s v%s could not be scored: %s", champion.name, alias, version, exc)
                 scores.append(PairedScore(version, alias, role, "none", int(len(frame)),
                                           error=f"{type(exc).__name__}: {str(exc)[:300]}"))
-        return Paired(champion.version, self.policy(champion.name, tags), scores)
+        return Paired(champion.version, policy, scores)
 
     @staticmethod
     def run_metrics(paired: Paired | None) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """Persistence of the label-free performance estimators, beside the reference profiles they belong to.
 
 Pickled scikit-learn models: only the monitor writes the ``performance_estimators`` table, and the key
-names the scikit-learn version, so an upgrade refits rather than unpickling another version's trees.
+names the scikit-learn version and the estimators' format, so an upgrade refits rather than
+unpickling another version's trees.
 A version with no possible estimator stores ``None``, so it is not refitted on every restart.
 """
 
@@ -20,10 +21,13 @@ from monitor.models import StoredEstimator
 log = logging.getLogger(__name__)
 
 
+FORMAT = "dle2"  # the estimators' own layout (monitor/estimation.py): a change refits them
+
+
 def estimator_key(profile_key: str) -> str:
     import sklearn
 
-    return f"{profile_key}:sklearn-{sklearn.__version__}"[:255]
+    return f"{profile_key}:sklearn-{sklearn.__version__}:{FORMAT}"[:255]
 
 
 def store_estimator(sessions: sessionmaker, key: tuple[str, str, str], estimator: Any) -> None:

@@ -153,6 +153,11 @@ class EvaluationService:
                 report, predictions, proba = self._score(model, checked.frame, choice)
                 self._fill_ok(row, report)
                 pending = labels_later.fill_labels(row, model, checked, choice.profile, predictions, proba)
+                if pending is not None:  # the labels will be scored against this same reference
+                    pending.profile_key = choice.key
+                    pending.drift_settings = self.config.drift_settings(model.name)
+                    if self.loop is not None:  # ... and the challengers in place now scored then
+                        pending.challengers = self.loop.in_place(model, recent_ok=batch.source == "push")
                 features = _feature_rows(report)
                 if self.loop is not None:
                     loop_work = self.loop.before_store(model, checked.frame, predictions,

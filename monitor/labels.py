@@ -55,6 +55,9 @@ class PendingBatch:
     data: bytes
     n_rows: int
     id_column: str | None
+    profile_key: str | None = None  # the reference in force at push (``ProfileStore.pinned``)
+    drift_settings: dict[str, Any] | None = None
+    challengers: dict[str, Any] | None = None  # in place at push (``ClosedLoop.in_place``)
 
 
 # --- at push -------------------------------------------------------------------------------------
@@ -117,7 +120,8 @@ def keep_pending(session: Session, evaluation: Evaluation, pending: PendingBatch
     """In the evaluation's transaction: the rows its labels will complete."""
     session.add(BatchLabels(evaluation_id=evaluation.id, model_name=evaluation.model_name,
                             batch_id=evaluation.batch_id, id_column=pending.id_column, n_rows=pending.n_rows,
-                            data=pending.data))
+                            data=pending.data, profile_key=pending.profile_key or None,
+                            drift_settings=pending.drift_settings, challengers=pending.challengers))
 
 
 def realized_of(row: Evaluation) -> dict[str, Any]:
@@ -244,6 +248,7 @@ class LabelsService:
                                        "later)")
             evaluation_id, version, task = row.id, row.model_version, row.task or "regression"
             stored_id_column, earlier = stored.id_column, stored.labels_digest
+            profile_key, drift, in_place = stored.profile_key, stored.drift_settings, stored.challengers
             frame = pd.read_parquet(io.BytesIO(bytes(stored.data))) if earlier is None else None
         model_config = service.config.model(model_name)
         model = service.registry.load(model_name, version, target=model_config.target, task=model_config.task)
@@ -255,11 +260,18 @@ class LabelsService:
         if not known.any():
             raise LabelsError(422, "no row has a label: send at least one (null marks a label still unknown)")
         digest = body_digest(body, model.target, id_column, task)
-        choice = service.profiles.resolve(model, service.config.drift_settings(model_name),
-                                          service.settings.reference_window_rows)
-        if choice.profile is None:
+        # The reference and drift settings in force when the batch was pushed, whatever was uploaded or
+        # configured since; batches stored before they were kept (or a profile gone) use today's.
+        drift = drift if drift is not None else service.config.drift_settings(model_name)
+        profile = service.profiles.pinned(model, profile_key) if profile_key else None
+        if profile is None:
+            profile = service.profiles.resolve(model, drift, service.settings.reference_window_rows).profile
+        if profile is None:
             raise LabelsError(409, "the version's reference is not ready; retry later")
-        report, judged_estimate = _rescore(choice.profile, model, frame, labels, known, service, model_name)
+        report, judged_estimate = _rescore(profile, model, frame, labels, known, drift)
+        loop = getattr(service, "loop", None)
+        work = None if loop is None else \
+            loop.pinned(model, *_labelled_rows(frame, labels, known, model.target), in_place)
         with write_lock(service.sessions), service.sessions() as session, session.begin():
             # Lock order of the run logger (monitoring_runs, then evaluations): the other way round
             # the two deadlock when the push's run is being logged while its labels arrive.
@@ -270,7 +282,11 @@ class LabelsService:
                                     .with_for_update())
             earlier = stored.labels_digest  # another request brought labels meanwhile
             if earlier is None:
-                result = self._write(session, row, stored, report, judged_estimate, int(known.sum()), digest)
+                extra = {} if work is None else loop.run_metrics(work)
+                result = self._write(session, row, stored, report, judged_estimate, int(known.sum()), digest,
+                                     extra)
+                if work is not None:  # paired losses into the sequential tests, in this transaction
+                    loop.in_store(session, row, work)
         if earlier is not None:
             return self._repeat(evaluation_id, batch_id, earlier, digest)
         if service.runs is not None:
@@ -278,11 +294,12 @@ class LabelsService:
         return 200, result
 
     def _write(self, session: Session, row: Evaluation, stored: BatchLabels, report: Any,
-               judged_estimate: dict[str, Any] | None, n_labelled: int, digest: str) -> dict[str, Any]:
+               judged_estimate: dict[str, Any] | None, n_labelled: int, digest: str,
+               extra: dict[str, float]) -> dict[str, Any]:
         _complete(row, report, judged_estimate, n_labelled)
         # The rows are done with: only the digest stays, to tell a repeat (200) from other labels (409).
         stored.labels_digest, stored.received_at, stored.data = digest, row.labels_received_at, None
-        late_metrics(session, row, digest)
+        late_metrics(session, row, digest, extra)
         for listener in self.service.listeners:
             hook = getattr(listener, "on_labels", None)
             if hook is not None:
@@ -311,11 +328,19 @@ class LabelsService:
                               {"evaluation_id": row.id})
 
 
+def _labelled_rows(frame: pd.DataFrame, labels: np.ndarray, known: np.ndarray,
+                   target: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The labelled rows with their target (inputs as pushed) and the champion's predictions on them."""
+    inputs = frame.loc[known, [c for c in frame.columns if not str(c).startswith("__")]]
+    rows = inputs.assign(**{target: labels[known]}).reset_index(drop=True)
+    return rows, frame[PREDICTION].to_numpy()[known]
+
+
 def _rescore(profile: Any, model: Any, frame: pd.DataFrame, labels: np.ndarray, known: np.ndarray,
-             service: Any, model_name: str) -> tuple[Any, dict[str, Any] | None]:
+             drift: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
     from monitor.drift import DriftConfig, DriftDetector
 
-    config = DriftConfig.from_dict(service.config.drift_settings(model_name))
+    config = DriftConfig.from_dict(drift)
     detector = DriftDetector.from_profile(profile, config)
     features = list(profile.features)
     proba_columns = sorted([c for c in frame.columns if c.startswith("__proba_")],
@@ -333,7 +358,7 @@ def _rescore(profile: Any, model: Any, frame: pd.DataFrame, labels: np.ndarray, 
             estimate = _estimate(estimator, subset, predictions[known],
                                  None if proba is None else proba[known])
         except Exception as exc:  # noqa: BLE001
-            log.warning("no estimate on the labelled rows of %s: %s", model_name, exc)
+            log.warning("no estimate on the labelled rows of %s: %s", model.name, exc)
     return report, estimate
 
 
@@ -363,9 +388,11 @@ def _complete(row: Evaluation, report: Any, subset_estimate: dict[str, Any] | No
             label_name = name  # a classifier's label drift: known only now, reported beside the inputs
             stored.setdefault("features", {})[name] = tests
     label_tests = (new.get("features") or {}).get(label_name) or {} if label_name else {}
+    label_drift = any(isinstance(t, dict) and bool(t.get("adjusted_drift")) for t in label_tests.values())
     stored["labels"] = {"status": "received", "rows": n_labelled, "of": row.n_rows,
-                        "label_drift": any(isinstance(t, dict) and bool(t.get("adjusted_drift"))
-                                           for t in label_tests.values())}
+                        "label_drift": label_drift}
+    if label_drift:
+        stored["labels"]["revised"] = _revise_data_drift(row, stored, str(label_name))
     row.report = stored
     row.labels, row.n_labelled, row.labels_received_at = "received", n_labelled, utcnow()
     if row.estimate is not None:
@@ -378,12 +405,34 @@ def _complete(row: Evaluation, report: Any, subset_estimate: dict[str, Any] | No
         row.estimate = estimate
 
 
-def late_metrics(session: Session, row: Evaluation, key: str) -> None:
+def _revise_data_drift(row: Evaluation, stored: dict[str, Any], label_name: str) -> list[str]:
+    """A classifier's label (prior) drift, found only now, joins the data-drift verdict as it would
+    have at push with the labels (the label's chi-square is one of the data tests there): the label
+    becomes a drifted feature, and the verdict turns to drift if it was not. Returns the verdicts
+    that changed (``["data_drift"]`` or none), which the alert rules read (``on_labels``)."""
+    revised = [] if row.data_drift else ["data_drift"]
+    row.data_drift = True
+    row.drifted_features = [*[f for f in (row.drifted_features or []) if f != label_name], label_name]
+    stored["data_drift"] = True
+    stored["drifted_features"] = list(row.drifted_features)
+    verdicts = stored.setdefault("verdicts", {})
+    verdict = dict(verdicts.get("data_drift") or {"kind": "data_drift"})
+    verdict["detected"] = True
+    verdict["features"] = [*[f for f in (verdict.get("features") or []) if f != label_name], label_name]
+    verdict["revised_by_labels"] = True
+    verdicts["data_drift"] = verdict
+    return revised
+
+
+def late_metrics(session: Session, row: Evaluation, key: str, extra: dict[str, float] | None = None) -> None:
     """The completed figures for the evaluation's MLflow run, exactly once.
 
-    Run still queued: merged into its payload (one run, logged once with everything). Run logged
-    already: the outbox row is queued again with a ``late`` payload, which ``RunLogger`` logs into that
-    same run under the labels' digest (a retry finds the digest tag and does not log twice)."""
+    PostgreSQL, run still queued: merged into its payload (one run, logged once with everything); safe
+    because this transaction holds the run row's lock, which the logger holds while it logs. Otherwise
+    (run logged already, or SQLite, where nothing locks a run being logged): a ``late_run_metrics``
+    outbox row (``monitor.late_metrics``), logged into the run after the run exists, under the labels'
+    digest (a retry finds the digest tag and does not log twice)."""
+    from monitor import late_metrics as late
     from monitor.evaluation import _mlflow_metrics
 
     class _Report:  # what _mlflow_metrics reads of a report
@@ -395,7 +444,12 @@ def late_metrics(session: Session, row: Evaluation, key: str) -> None:
                if k in ("concept_drift", "mse", "mae", "baseline_mse", "baseline_mae") or k.startswith(
                    ("accuracy", "balanced_accuracy", "macro_f1", "log_loss", "brier", "recall", "baseline_"))}
     metrics["n_labelled"] = float(row.n_labelled or 0)
+    labels_block = (row.report or {}).get("labels") or {}
+    metrics["label_drift"] = float(bool(labels_block.get("label_drift")))
+    if "data_drift" in (labels_block.get("revised") or []):
+        metrics["data_drift"] = 1.0
     metrics.update({k: v for k, v in estimate_metrics(row.estimate).items() if k.startswith("estimate_")})
+    metrics.update(extra or {})  # challengers scored on the labelled rows
     result = {"labels": (row.report or {}).get("labels"), "concept": (row.report or {}).get("concept"),
               "performance": (row.report or {}).get("performance"), "estimate": row.estimate}
     run = session.scalar(sa.select(MonitoringRun).where(MonitoringRun.evaluation_id == row.id)
@@ -403,15 +457,14 @@ def late_metrics(session: Session, row: Evaluation, key: str) -> None:
     if run is None:
         return
     payload = dict(run.payload or {})
-    if run.status == "pending" and not payload.get("late"):
+    locked = session.get_bind().dialect.name == "postgresql"
+    if locked and run.status == "pending" and not payload.get("late"):
         payload["metrics"] = {**(payload.get("metrics") or {}), **metrics}
         payload["result"] = {**(payload.get("result") or {}), "labels": result}
         payload["tags"] = {**(payload.get("tags") or {}), "driftline.labels": "received"}
         run.payload = payload
         return
-    run.payload = {"model": row.model_name, "version": row.model_version, "batch_id": row.batch_id,
-                   "late": {"run_id": run.run_id, "key": key, "metrics": metrics, "result": result}}
-    run.status, run.attempts, run.next_attempt_at, run.done_at = "pending", 0, utcnow(), None
+    late.queue(session, row.id, key, metrics, result)
 
 
 # --- the estimator's track record ------------------------------------------------------------------

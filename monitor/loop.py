@@ -54,6 +54,33 @@ class ClosedLoop:
             return None
         return LoopWork(paired, frame if keep else None)
 
+    def in_place(self, model: LoadedModel, *, recent_ok: bool = False) -> dict[str, Any] | None:
+        """The challengers (and guard) in place for a batch pushed without labels, kept with its rows
+        so they are scored on the same rows when the labels come (``pinned``)."""
+        try:
+            others, policy = self.scorer.in_place(model, recent_ok=recent_ok)
+        except Exception as exc:  # noqa: BLE001 - a challenger never changes the champion's verdict
+            log.warning("%s: challengers in place not known: %s", model.name, exc)
+            return None
+        if not others:
+            return None
+        return {"policy": policy, "versions": {v: list(pair) for v, pair in others.items()}}
+
+    def pinned(self, model: LoadedModel, frame: Any, predictions: np.ndarray,
+               in_place: dict[str, Any] | None) -> LoopWork | None:
+        """When the labels come: the challengers kept at push scored on the labelled rows (``frame``
+        with the target) against the champion's push-time predictions; ``in_store`` records them."""
+        if not in_place or not in_place.get("versions"):
+            return None
+        others = {str(v): (str(pair[0]), str(pair[1])) for v, pair in in_place["versions"].items()}
+        try:
+            paired = self.scorer.score_versions(model, frame, predictions, others,
+                                                str(in_place.get("policy") or "manual"))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("%s: challengers not scored on the labelled rows: %s", model.name, exc)
+            return None
+        return None if paired is None else LoopWork(paired, None)
+
     def run_metrics(self, work: LoopWork) -> dict[str, float]:
         return self.scorer.run_metrics(work.paired)
 

@@ -268,6 +268,34 @@ class BatchLabels(Base):
     labels_digest: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
     received_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    # The reference in force at push (``ProfileStore`` key) and the drift settings it was scored
+    # with: the labels are scored against the same, whatever was uploaded meanwhile (null: older rows).
+    profile_key: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    drift_settings: Mapped[dict | None] = mapped_column(sa.JSON, nullable=True)
+    # The challengers (and rollback guard) in place at push: scored on these rows when labels come.
+    challengers: Mapped[dict | None] = mapped_column(sa.JSON, nullable=True)
+
+
+class LateRunMetrics(Base):
+    """Figures known only when the labels came, for an evaluation's MLflow run: an outbox row of its
+    own (``monitor.late_metrics``), logged into the run once the run exists (``monitoring_runs`` is
+    done), so a run being logged while the labels arrive never swallows them."""
+
+    __tablename__ = "late_run_metrics"
+    __table_args__ = (sa.Index("ix_late_run_metrics_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    evaluation_id: Mapped[int] = mapped_column(sa.Integer, unique=True)
+    labels_key: Mapped[str] = mapped_column(sa.String(64))
+    payload: Mapped[dict] = mapped_column(sa.JSON)  # metrics, labels.json
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending | done
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
 
 
 class StoredEstimator(Base):

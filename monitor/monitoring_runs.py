@@ -38,6 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor import late_metrics
 from monitor.claims import claim
 from monitor.db import utcnow
 from monitor.models import Evaluation, MonitoringRun, MonitoringRunStart
@@ -122,8 +123,9 @@ class RunLogger:
                 self._give_way()
             locked = self._dialect() == "postgresql"
             progressed = self._one_locked() if locked else self._one_leased()
-            if progressed is None:
-                return done
+            if progressed is None:  # then figures that came with late labels (monitor.late_metrics)
+                return done + late_metrics.log_due(self.sessions, self.registry, self.owner,
+                                                   stop=lambda: self._stopping or bool(self._holds))
             done += progressed
         return done
 

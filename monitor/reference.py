@@ -55,6 +55,7 @@ class ReferenceChoice:
     source: str
     window_rows: int = 0  # rows collected so far (while collecting)
     window_size: int = 0
+    key: str = ""  # the profile's identity in the store (``ProfileStore.pinned`` finds it again)
 
     @property
     def collecting(self) -> bool:
@@ -90,7 +91,8 @@ class ProfileStore:
             profile = self._cached(key, lambda: self._from_mlflow(model, drift))
             if profile is not None:
                 meta = profile.metadata.get("reference") or {}
-                return ReferenceChoice(profile, meta.get("kind", "artifact"), meta.get("source", ""))
+                return ReferenceChoice(profile, meta.get("kind", "artifact"), meta.get("source", ""),
+                                       key=base)
             self._no_mlflow.add(version_key)
         choice_key = (model.name, model.version, base, str(window_size))
         with self._lock:
@@ -116,9 +118,10 @@ class ProfileStore:
                     ReferenceWindowRows.model_version == model.version)) or 0)
         if upload is not None:
             source = f"upload {upload.id} ({upload.created_at:%Y-%m-%d %H:%M} UTC)"
-            profile = self._cached((model.name, model.version, f"{base}:upload{upload.id}"),
+            key = f"{base}:upload{upload.id}"
+            profile = self._cached((model.name, model.version, key),
                                    lambda: self._fit(model, drift, self._upload_data(upload.id, source)))
-            return ReferenceChoice(profile, "upload", source)
+            return ReferenceChoice(profile, "upload", source, key=key)
         if window_size <= 0:
             raise ReferenceNotFound(
                 f"no reference data for {model.name} version {model.version}: "
@@ -127,9 +130,11 @@ class ProfileStore:
             return ReferenceChoice(None, "window", f"reference window, first {window_size} labelled rows",
                                    window_rows=collected, window_size=window_size)
         source = f"reference window: the first {window_size} labelled rows received for this version"
-        profile = self._cached((model.name, model.version, f"{base}:window{window_size}"),
+        key = f"{base}:window{window_size}"
+        profile = self._cached((model.name, model.version, key),
                                lambda: self._fit(model, drift, self._window_data(model, window_size, source)))
-        return ReferenceChoice(profile, "window", source, window_rows=window_size, window_size=window_size)
+        return ReferenceChoice(profile, "window", source, window_rows=window_size, window_size=window_size,
+                               key=key)
 
     def upload(self, model: LoadedModel, frame: pd.DataFrame, drift: dict[str, Any]) -> dict[str, Any]:
         """Store ``frame`` as the version's uploaded reference (replacing an earlier upload and the
@@ -162,6 +167,19 @@ class ProfileStore:
                 "in_use": not in_mlflow,
                 "note": ("MLflow already records a reference for this version, which comes first"
                          if in_mlflow else "used from the next evaluation on (replaces any window)")}
+
+    def pinned(self, model: LoadedModel, key: str) -> Any:
+        """The profile stored under ``key`` (a ``ReferenceChoice.key``) with its estimator, whatever
+        reference is in force now; None when it is not stored. Labels that come later are scored
+        against the profile their batch was scored against at push (``monitor.labels``)."""
+        full = (model.name, model.version, key)
+        with self._lock:
+            if full in self._cache:
+                return self._cache[full]
+        profile = self._load_stored(full)
+        if profile is not None:
+            self._attach_estimator(full, profile)
+        return profile
 
     def forget(self, name: str, version: str) -> None:
         """Drop memory caches of a version (after an upload) so the next evaluation re-resolves it."""

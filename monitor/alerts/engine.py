@@ -115,14 +115,19 @@ class AlertEngine:
 
     def on_labels(self, session: Session, evaluation: EvaluationLike, now: datetime | None = None) -> None:
         """Labels completed an evaluation (monitor/labels.py), in that transaction: the rules that had
-        no opinion without labels (concept drift, performance) read it now, once; the estimate's alert
-        is settled: resolved, its annotation saying whether the labels confirmed it."""
-        from monitor.alerts.rules import _concept_drift, _performance
+        no opinion without labels (concept drift, performance) read it now, once, and data drift when
+        the labels' drift turned its verdict (``report.labels.revised``); the estimate's alert is
+        settled: resolved, its annotation saying whether the labels confirmed it."""
+        from monitor.alerts.rules import _concept_drift, _data_drift, _performance
 
         now = now or utcnow()
         silences = active_silences(session, now)
         version = str(evaluation.model_version)
-        for signal in (_concept_drift(evaluation), _performance(evaluation, self.config.rules)):
+        signals = [_concept_drift(evaluation), _performance(evaluation, self.config.rules)]
+        revised = (((evaluation.report or {}).get("labels") or {}).get("revised")) or []
+        if "data_drift" in revised:  # a classifier's label drift turned the verdict: seen once, now
+            signals.append(_data_drift(evaluation))
+        for signal in signals:
             if signal is not None:
                 fp = fingerprint(alert_labels(signal.alertname, evaluation.model_name, version))
                 self._apply(session, evaluation, signal, fp, self._lock_alert(session, fp),

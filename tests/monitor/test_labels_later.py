@@ -151,3 +151,174 @@ def test_a_classifier_without_labels_gets_an_expected_accuracy_then_its_labels(m
     judged = after["estimate"]["judged"]["accuracy"]
     assert judged["realized"] == after["accuracy"] and judged["covered"] is False  # flipped relation
     assert "churned" in after["report"]["features"]  # label drift, known only now
+
+
+def test_labels_are_scored_against_the_reference_in_force_when_the_batch_was_pushed(
+        make_app, auth, mlflow_client, unique_name, tmp_path):
+    import io
+
+    from tests.monitor.team_models import TARGET, demand_frame, register_exercise_one
+
+    pinned, control = unique_name("pinned"), unique_name("control")
+    config = tmp_path / "monitor.yaml"
+    config.write_text("models:\n" + "".join(f"  - name: {n}\n    target: {TARGET}\n"
+                                            for n in (pinned, control)))
+    client = make_app(MONITOR_CONFIG_FILE=config).test_client()
+
+    def upload(name: str, frame: pd.DataFrame) -> dict:
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer)
+        resp = client.put(f"/api/models/{name}/versions/1/reference", data=buffer.getvalue(),
+                          headers={**auth, "Content-Type": "application/vnd.apache.parquet"})
+        assert resp.status_code == 201, resp.get_json()
+        return resp.get_json()
+
+    batch = demand_frame(300, 71)
+    for name in (pinned, control):  # the same model, reference, batch and labels
+        register_exercise_one(name, log_data=False)
+        upload(name, demand_frame(400, 52))
+        pushed = post(client, f"/api/models/{name}/batches?batch_id=w1", batch.drop(columns=[TARGET]), auth)
+        assert pushed.status_code == 201 and pushed.get_json()["labels"] == "pending", pushed.get_json()
+    # Between push and labels, the pinned model gets another reference (the relation moved by +20):
+    # scored against it, the batch would show concept drift and another baseline.
+    upload(pinned, demand_frame(400, 53, "concept_drift"))
+    newer = post(client, f"/api/models/{pinned}/batches?batch_id=w2", batch, auth).get_json()
+    assert newer["concept_drift"] is True  # the new reference is in force for new batches
+
+    results = {}
+    for name in (pinned, control):
+        done = post(client, f"/api/models/{name}/batches/w1/labels", batch[[TARGET]], auth)
+        assert done.status_code == 200, done.get_json()
+        results[name] = done.get_json()
+    got, want = results[pinned], results[control]
+    assert got["concept_drift"] is False and want["concept_drift"] is False
+    for key in ("mse", "mae", "baseline_mse", "baseline_mae"):
+        assert got[key] == want[key], key
+    assert got["report"]["concept"] == want["report"]["concept"]
+    assert got["estimate"]["judged"] == want["estimate"]["judged"]
+    assert got["reference"]["kind"] == "upload"
+    assert got["reference"]["source"] != newer["reference"]["source"]  # the upload of push time
+
+
+def test_a_classifiers_label_drift_found_with_the_labels_revises_the_data_drift_verdict(
+        make_app, auth, mlflow_client, unique_name):
+    import numpy as np
+
+    from tests.monitor.team_models import churn_frame, register_classifier
+
+    name = unique_name("prior")
+    register_classifier(name, churn_frame(1500, 31), "churned", ["tenure"], ["plan"])
+    client = make_app().test_client()
+    batch = churn_frame(400, 35)  # inputs as in the reference: no data drift at push
+    pushed = post(client, f"/api/models/{name}/batches?batch_id=p1", batch.drop(columns=["churned"]), auth)
+    assert pushed.status_code == 201, pushed.get_json()
+    before = pushed.get_json()
+    assert before["data_drift"] is False and "churned" not in before["drifted_features"]
+
+    # Prior shift: 85 % churn, where the reference has about half.
+    shifted = np.where(np.random.default_rng(3).random(len(batch)) < 0.85, "yes", "no")
+    done = post(client, f"/api/models/{name}/batches/p1/labels",
+                pd.DataFrame({"churned": shifted}), auth)
+    assert done.status_code == 200, done.get_json()
+    after = done.get_json()
+    assert after["id"] == before["id"]
+    assert after["report"]["labels"]["label_drift"] is True
+    assert after["report"]["labels"]["revised"] == ["data_drift"]
+    assert after["data_drift"] is True and "churned" in after["drifted_features"]
+    verdict = after["report"]["verdicts"]["data_drift"]
+    assert verdict["detected"] is True and verdict["revised_by_labels"] is True
+    assert "churned" in verdict["features"]
+    listed = client.get(f"/api/alerts?model={name}").get_json()["alerts"]
+    alerts = {a["labels"]["alertname"]: a for a in listed}
+    assert alerts["data_drift"]["state"] == "firing"  # the rules saw the revised verdict
+    assert "churned" in alerts["data_drift"]["annotations"]["drifted_features"]
+
+    # Labels without prior shift on another batch: the push-time verdict stands.
+    clean = churn_frame(400, 36)
+    post(client, f"/api/models/{name}/batches?batch_id=p2", clean.drop(columns=["churned"]), auth)
+    kept = post(client, f"/api/models/{name}/batches/p2/labels", clean[["churned"]], auth).get_json()
+    assert kept["report"]["labels"]["label_drift"] is False and kept["data_drift"] is False
+    assert "revised" not in kept["report"]["labels"]
+
+
+def test_on_sqlite_labels_arriving_while_the_run_is_logged_reach_the_run(make_app, auth, mlflow_client,
+                                                                         unique_name, tmp_path):
+    import threading
+
+    from monitor.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    upgrade(url)
+    name = unique_name("race")
+    register_model(mlflow_client, name, kind="identity")
+    app = make_app(db_url=url)
+    client = app.test_client()
+    registry = app.extensions["driftline"].service.runs.registry
+    entered, go = threading.Event(), threading.Event()
+    log_evaluation = registry.log_evaluation
+
+    def slow_log_evaluation(**kwargs):  # the tracking server answering slowly: the race's window
+        entered.set()
+        assert go.wait(60)
+        return log_evaluation(**kwargs)
+
+    registry.log_evaluation = slow_log_evaluation
+    batch = make_batch("concept_drift", ScenarioParams(rows=100, seed=7))
+    pushed = post(client, f"/api/models/{name}/batches?batch_id=r1", batch.drop(columns=["y"]), auth)
+    assert pushed.status_code == 201, pushed.get_json()
+    assert entered.wait(60)  # the logger is logging this run now
+    done = post(client, f"/api/models/{name}/batches/r1/labels", batch[["y"]], auth)
+    assert done.status_code == 200, done.get_json()
+    go.set()
+
+    full = wait_for_run(client, pushed.get_json()["id"])
+    deadline = time.monotonic() + 60
+    run = mlflow_client.get_run(full["mlflow_run_id"])
+    while "driftline.labels" not in run.data.tags and time.monotonic() < deadline:
+        time.sleep(0.3)
+        run = mlflow_client.get_run(full["mlflow_run_id"])
+    assert run.data.metrics["concept_drift"] == 1.0
+    assert run.data.metrics["mse"] == done.get_json()["mse"]
+    assert len(mlflow_client.get_metric_history(run.info.run_id, "mse")) == 1
+
+
+def test_challengers_in_place_at_push_are_scored_when_the_labels_come(make_app, auth, mlflow_client,
+                                                                      unique_name):
+    import sqlalchemy as sa
+
+    from monitor.loop_models import ChallengerScore, ChallengerTest
+
+    name = unique_name("later-paired")
+    v1 = register_model(mlflow_client, name, kind="custom", offset=0.0)  # f(x) = x0
+    v2 = register_model(mlflow_client, name, kind="custom", offset=10.0, alias="challenger")  # x0 + 10
+    app = make_app(MONITOR_PROMOTION_POLICY="manual")
+    client = app.test_client()
+    batch = make_batch("concept_drift", ScenarioParams(rows=100, seed=5))  # y = x0 + 10 + noise
+    pushed = post(client, f"/api/models/{name}/batches?batch_id=q1", batch.drop(columns=["y"]), auth)
+    assert pushed.status_code == 201 and pushed.get_json()["model_version"] == v1, pushed.get_json()
+    evaluation_id = pushed.get_json()["id"]
+
+    def scores() -> list:
+        with app.extensions["driftline"].sessions() as session:
+            return list(session.scalars(sa.select(ChallengerScore).where(ChallengerScore.model_name == name)))
+
+    assert scores() == []  # no labels, nothing to pair yet
+    mlflow_client.delete_registered_model_alias(name, "challenger")  # gone by the time labels come
+
+    partial = batch[["y"]].copy()
+    partial.loc[80:, "y"] = None  # 80 labelled rows
+    done = post(client, f"/api/models/{name}/batches/q1/labels", partial, auth)
+    assert done.status_code == 200, done.get_json()
+    [score] = scores()
+    assert (score.version, score.alias, score.role, score.evaluation_id) == (v2, "challenger", "challenger",
+                                                                            evaluation_id)
+    labelled = batch.head(80)
+    assert score.n_rows == 80
+    assert abs(score.champion_loss - ((labelled.y - labelled.x0) ** 2).mean()) < 1e-9
+    assert abs(score.other_loss - ((labelled.y - labelled.x0 - 10) ** 2).mean()) < 1e-9
+    with app.extensions["driftline"].sessions() as session:
+        test = session.scalars(sa.select(ChallengerTest).where(ChallengerTest.model_name == name)).one()
+    assert test.version == v2 and test.batches == 1 and score.test_id == test.id  # the sequential test moved
+    # The same labels again change nothing: no second score.
+    assert post(client, f"/api/models/{name}/batches/q1/labels", partial, auth).status_code == 200
+    assert len(scores()) == 1
