@@ -339,5 +339,5 @@ class WorkClaim(Base):
     created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
     # {"aliases": {alias: version}, "tags": {…}} from the planner's listing (migration
-    # ``0013_unit_aliases``): the claimer reads the model's challengers from it, no registry call.
+    # ``0011_unit_aliases``): the claimer reads the model's challengers from it, no registry call.
     listed: Mapped[dict | None] = mapped_column(sa.JSON, nullable=True)

@@ -2,7 +2,7 @@
 in an outbox of their own.
 
 Revision ID: 0012_labels_pinned
-Revises: 0013_unit_aliases
+Revises: 0011_unit_aliases
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_labels_pinned"
-down_revision = "0013_unit_aliases"
+down_revision = "0011_unit_aliases"
 branch_labels = None
 depends_on = None
 

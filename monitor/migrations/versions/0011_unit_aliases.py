@@ -1,7 +1,7 @@
 """Scale out: each round's work unit carries its model's aliases and tags from the planner's registry
 listing, so the replicas that claim it need no listing or per-model registry read of their own.
 
-Revision ID: 0013_unit_aliases
+Revision ID: 0011_unit_aliases
 Revises: 0009_work_claims
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013_unit_aliases"
+revision = "0011_unit_aliases"
 down_revision = "0010_run_starts"
 branch_labels = None
 depends_on = None
