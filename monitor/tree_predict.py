@@ -254,7 +254,6 @@ def speed_up(estimator: Any) -> Any:
     """Wrap the boosted loss models of a label-free regression estimator in place (a no-op for
     others); returns it."""
     for loss_model in (getattr(estimator, "losses", None) or {}).values():
-        for name in ("mean", "scatter"):
-            if hasattr(loss_model, name):
-                setattr(loss_model, name, fast(getattr(loss_model, name)))
+        loss_model.folds = [fast(model) for model in loss_model.folds]  # the cross-fitted loss models
+        loss_model.scatter = fast(loss_model.scatter)
     return estimator

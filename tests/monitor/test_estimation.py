@@ -16,7 +16,7 @@ import label_free_estimation as sim  # noqa: E402
 
 from monitor.alerts.rules import RulePolicy, estimated_performance  # noqa: E402
 from monitor.drift import DriftConfig, DriftDetector  # noqa: E402
-from monitor.estimation import judge, track_record  # noqa: E402
+from monitor.estimation import ESTIMATE_ROWS, judge, track_record  # noqa: E402
 
 
 def test_heteroscedastic_regression_estimate_follows_input_drift_and_its_interval_covers():
@@ -28,6 +28,22 @@ def test_heteroscedastic_regression_estimate_follows_input_drift_and_its_interva
     assert result["mean_abs_relative_error"] < 0.12
     # 90 % nominal; with 40 batches the binomial spread is about 5 points (full figures: bench).
     assert 0.8 <= result["coverage_90"] <= 1.0, result
+
+
+def test_large_batches_are_estimated_on_a_sample_and_their_interval_still_covers():
+    # 10,000-row batches are estimated on a seeded 2,000-row sample (ESTIMATE_ROWS); the interval
+    # adds the sample's error, so coverage and accuracy hold as for 2,000-row batches.
+    result = sim.regression(batches=30, rows=10000, reference_rows=5000, seed=7, metrics=("mse",))["mse"]
+    assert result["share_within_20pct"] == 1.0, result
+    assert 0.8 <= result["coverage_90"] <= 1.0, result
+    model, estimator, _ = sim.fitted_regression(7, 5000, metrics=("mse",))
+    frame = sim.regression_data(np.random.default_rng(3), 10000, shift=1.0)[["x0", "x1"]]
+    predictions = model.predict(frame)
+    sampled = estimator.estimate(frame, predictions)
+    whole = estimator.estimate(frame, predictions, max_rows=0)
+    assert (sampled["rows"], sampled["sampled_rows"], whole["sampled_rows"]) == (10000, ESTIMATE_ROWS, 10000)
+    assert sampled == estimator.estimate(frame, predictions)  # the same batch, the same sample
+    assert sampled["metrics"]["mse"]["sampling_se"] > whole["metrics"]["mse"]["sampling_se"]
 
 
 def test_interval_coverage_holds_across_reference_samples():

@@ -61,8 +61,9 @@ def test_estimator_figures_unchanged_and_pickled_as_plain_models():
     plain = fit_regression_estimator(reference, ["x0", "x1"], predictions, labels)
     quick = pickle.loads(pickle.dumps(plain))
     speed_up(quick)
-    assert all(isinstance(m.mean, FastRegressor) for m in quick.losses.values())
+    assert all(isinstance(f, FastRegressor) for m in quick.losses.values() for f in [*m.folds, m.scatter])
     batch = pd.DataFrame({"x0": rng.uniform(20, 120, 100), "x1": rng.uniform(0, 100, 100)})
     assert quick.estimate(batch, batch["x0"].to_numpy()) == plain.estimate(batch, batch["x0"].to_numpy())
     again = pickle.loads(pickle.dumps(quick))  # what monitor/estimators.py would store
-    assert all(isinstance(m.mean, HistGradientBoostingRegressor) for m in again.losses.values())
+    assert all(isinstance(f, HistGradientBoostingRegressor)
+               for m in again.losses.values() for f in [*m.folds, m.scatter])
