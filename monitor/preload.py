@@ -2,8 +2,8 @@
 cached, so no request pays a model load (5-14 s on a loaded 2-core machine: the download, the
 flavour's imports, the profile fit) and every thread of the worker stays free for requests.
 
-"In use": the models of the config file, and the models evaluated in the last
-``RECENT_HOURS`` (pushed ones included), newest first, at most the model cache's size; each at the
+"In use": the configured models that take pushes, and the models pushed in the last
+``RECENT_HOURS``, newest first, at most the model cache's size; each at the
 version its champion alias points at now. Runs in one background thread per worker (gunicorn's
 ``post_worker_init``): ``/healthz`` is answered meanwhile, and a request for a model still loading
 waits on that model's load lock exactly as it would have loaded it itself.
@@ -27,12 +27,18 @@ RECENT_HOURS = 24
 
 
 def models_in_use(monitor: Any) -> list[str]:
-    """Configured models first, then the recently evaluated ones, newest first, without repeats."""
-    names = [m.name for m in monitor.config.models]
+    """Configured push models first, then the recently pushed ones, newest first, without repeats.
+
+    Only models that receive pushes: a model the scheduler evaluates (simulated or S3 inbox) is
+    loaded by whichever process claims its work unit, so preloading it in every worker of every
+    replica would multiply the loads (200 models x 3 replicas) and compete with the first round."""
+    default = monitor.settings.default_source
+    names = [m.name for m in monitor.config.models if (m.source or default) == "push"]
     since = utcnow() - timedelta(hours=RECENT_HOURS)
     with monitor.sessions() as session:
         recent = session.execute(
-            sa.select(Evaluation.model_name).where(Evaluation.finished_at >= since)
+            sa.select(Evaluation.model_name)
+            .where(Evaluation.finished_at >= since, Evaluation.source == "push")
             .group_by(Evaluation.model_name).order_by(sa.func.max(Evaluation.id).desc())
             .limit(monitor.settings.model_cache_size)).scalars().all()
     return list(dict.fromkeys([*names, *recent]))[:monitor.settings.model_cache_size]

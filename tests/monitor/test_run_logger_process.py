@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import threading
+import time
 from collections import Counter
 
 import pandas as pd
@@ -117,15 +118,20 @@ def test_killed_run_logger_is_restarted_and_nothing_is_lost_or_doubled(tmp_path,
                  proc=proc)
         (first,) = run_logger_pids(proc.proc.pid)
         os.kill(first, signal.SIGSTOP)  # runs queue while the logger is frozen
-        batch_ids = [f"kill-{i}" for i in range(24)]
+        batch_ids = [f"kill-{i}" for i in range(40)]
         statuses = _push_all(url, champion, batch_ids)
         assert set(statuses.values()) == {201}, statuses
         os.kill(first, signal.SIGCONT)
+        # Kill as soon as the first run is done, polling fast: on a quiet machine the thawed logger
+        # drains 40 runs in a few seconds, and the kill must land mid-stream.
         done = "SELECT count(*) FROM monitoring_runs WHERE status = 'done'"
-        wait_for(lambda: rows(monitor_db, done)[0][0] >= 3, timeout=120, what="a few runs logged", proc=proc)
+        deadline = time.monotonic() + 120
+        while rows(monitor_db, done)[0][0] < 1:
+            assert time.monotonic() < deadline, f"no run logged in 120 s\n{proc.log_tail(60)}"
+            time.sleep(0.02)
         os.kill(first, signal.SIGKILL)  # mid-stream: a run may be created and not finished
         assert _pending(monitor_db), "the logger drained everything before the kill; nothing tested"
-        wait_for(lambda: run_logger_pids(proc.proc.pid) not in ([], [first]), timeout=60,
+        wait_for(lambda: run_logger_pids(proc.proc.pid) not in ([], [first]), timeout=120,
                  what="the master to start the run logger again", proc=proc)
         wait_for(lambda: not _pending(monitor_db), timeout=180, what="the outbox to drain", proc=proc)
     finally:
