@@ -369,8 +369,12 @@ class MonitorScheduler:
             return versions
 
         for name, old in self.claims.plan(slot, listing, self._listed):
+            # A slot left behind while the model's evaluations fail on a dependency is that
+            # outage's slot: the backlog is the outage's retries, not busy replicas.
+            dependency = self._last_dependency.get(name) if name in self._failures else None
+            cause = f"{dependency} was down" if dependency else "the replicas were busy or down"
             self._round.missed.append((name, old, "not evaluated within its slot and the next "
-                                                  f"{HORIZON_SLOTS}: the replicas were busy or down", None))
+                                                  f"{HORIZON_SLOTS}: {cause}", dependency))
         deadline = started + 0.8 * self.interval
         # Past the deadline claim nothing new: the next tick plans its slot on time and claims the
         # older slot's leftovers first.

@@ -233,6 +233,44 @@ def test_08b_concept_drift_closes_the_loop_inside_the_monitor_container(stack, a
     print(f"containers: v{old} -> v{challenger} promoted inside compose")
 
 
+DEMO_MODEL = "lasso_regression_model"
+
+
+def test_08c_the_demo_plays_by_itself_on_the_other_exercise_model(stack, as_admin):
+    """Nothing is pushed to lasso_regression_model: the .env that `make up` writes keeps the simulated
+    source, so since `compose up` its rounds have followed the seed's demo cycle (clean, data drift,
+    then concept drift) and closed the loop alone: concept-drift alert, retraining in the monitor's
+    container, challenger, promotion, the old champion's alert resolved."""
+    deadline = time.monotonic() + 420
+    while True:
+        done = [r for r in read(stack, "/api/retraining").json()["requests"]
+                if r["model"] == DEMO_MODEL and r["status"] == "succeeded"]
+        aliases = as_admin.get_registered_model(DEMO_MODEL).aliases
+        if done and str(aliases.get("champion")) == done[-1]["version"] and "previous" in aliases:
+            break
+        assert time.monotonic() < deadline, (done, aliases)
+        time.sleep(3)
+    request = done[-1]
+    old, new = request["champion_version"], request["version"]
+    assert (request["trigger"], request["launcher"]) == ("concept_drift", "subprocess"), request
+    assert str(aliases["previous"]) == old
+    assert as_admin.get_model_version(DEMO_MODEL, new).tags["driftline.promoted_by"].startswith(
+        "driftline-monitor (auto promotion")
+    while True:
+        found = read(stack, f"/api/alerts?model={DEMO_MODEL}&alertname=concept_drift").json()["alerts"]
+        resolved = [a for a in found if a["labels"]["version"] == old and a["state"] == "resolved"]
+        if resolved:
+            break
+        assert time.monotonic() < deadline, "the old champion's concept_drift never resolved"
+        time.sleep(2)
+    assert f"version {new} replaced" in resolved[0]["annotations"]["resolved_by"]
+    evaluations = read(stack, f"/api/models/{DEMO_MODEL}/evaluations?limit=200").json()["evaluations"]
+    assert evaluations and {e["source"] for e in evaluations} == {"simulated"}
+    pushed = read(stack, f"/api/models/{MODEL}/evaluations?limit=200").json()["evaluations"]
+    assert {e["source"] for e in pushed} == {"push"}  # monitor.ci.yaml keeps the story's model push-only
+    print(f"containers: the demo closed by itself on {DEMO_MODEL}: v{old} -> v{new}")
+
+
 PLAIN_CLIENT = """
 import os, sys, mlflow
 from sklearn.linear_model import LinearRegression

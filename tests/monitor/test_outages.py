@@ -110,7 +110,9 @@ def test_tracking_outage_alerts_records_missed_slots_and_catches_up(
         time_to_recover = time.monotonic() - restarted
 
         missed = _get(f"{url}/api/missed-slots?model={name}&limit=500")["missed_slots"]
-        assert missed and all(m["dependency"] == "tracking" for m in missed), missed
+        assert missed, "no missed slot recorded for the model"
+        assert all(m["dependency"] == "tracking" for m in missed), [
+            (m["slot"], m["dependency"], m["reason"][:160]) for m in missed if m["dependency"] != "tracking"]
         wait_for(lambda: not _get(f"{url}/api/missed-slots?open=true")["missed_slots"], 30,
                  "every missed slot caught up", proc)
         caught = _get(f"{url}/api/missed-slots?model={name}&limit=500")["missed_slots"]
