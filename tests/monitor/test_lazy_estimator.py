@@ -87,3 +87,29 @@ def test_the_estimator_is_the_one_the_profile_used_to_carry(tmp_path):
     batch = make_batch("data_drift", ScenarioParams(rows=200, seed=5)).drop(columns=["y"])
     assert lazy.estimate(batch, model.predict(batch)) == eager.estimate(batch, model.predict(batch))
     engine.dispose()
+
+
+def test_an_estimator_is_fitted_from_the_reference_window_its_profile_came_from(tmp_path):
+    """No MLflow reference: the profile is the window's, and so are the estimator's rows (its key)."""
+    import io
+
+    from monitor.estimation import fit_regression_estimator
+    from monitor.models import ReferenceWindowRows
+
+    model, registry, sessions, engine = _setup(tmp_path)
+    registry.mlflow_reference = lambda _model: None
+    window = make_batch("clean", ScenarioParams(rows=300, seed=9))
+    with sessions.begin() as session:
+        for part in (window.iloc[:150], window.iloc[150:]):
+            buffer = io.BytesIO()
+            part.to_parquet(buffer, index=False)
+            session.add(ReferenceWindowRows(model_name="lazy", model_version="1", data=buffer.getvalue(),
+                                            n_rows=len(part)))
+    store = ProfileStore(registry, sessions)
+    choice = store.resolve(model, {}, 300)
+    assert choice.kind == "window" and choice.key.endswith(":window300")
+    lazy = store.estimator(model, choice.key, choice.profile, fit=True)
+    eager = fit_regression_estimator(window[["x0", "x1"]], ["x0", "x1"], model.predict(window), window["y"])
+    batch = make_batch("data_drift", ScenarioParams(rows=100, seed=5)).drop(columns=["y"])
+    assert lazy.estimate(batch, model.predict(batch)) == eager.estimate(batch, model.predict(batch))
+    engine.dispose()
