@@ -152,7 +152,11 @@ class EvaluationService:
                 row.reference_kind, row.reference_source = choice.kind, choice.source
                 report, predictions, proba = self._score(model, checked.frame, choice)
                 self._fill_ok(row, report)
-                pending = labels_later.fill_labels(row, model, checked, choice.profile, predictions, proba)
+                # A batch without labels needs its estimate now (fitted at the version's first one);
+                # a labelled one gets it only when the version has one already (monitor/reference.py).
+                estimator = self.profiles.estimator(model, choice.key, choice.profile,
+                                                    fit=not checked.labelled)
+                pending = labels_later.fill_labels(row, model, checked, estimator, predictions, proba)
                 if pending is not None:  # the labels will be scored against this same reference
                     pending.profile_key = choice.key
                     pending.drift_settings = self.config.drift_settings(model.name)
@@ -205,8 +209,10 @@ class EvaluationService:
         version = self._ask_alias(model_name, alias, (model_name, alias))
         model_config = self.config.model(model_name)
         model = self.registry.load(model_name, version, target=model_config.target, task=model_config.task)
-        self.profiles.resolve(model, self.config.drift_settings(model.name),
-                              self.settings.reference_window_rows)
+        choice = self.profiles.resolve(model, self.config.drift_settings(model.name),
+                                       self.settings.reference_window_rows)
+        if not choice.collecting:  # a push model: its pushes may come without labels
+            self.profiles.estimator(model, choice.key, choice.profile, fit=True)
         return version
 
     # --- steps -------------------------------------------------------------------------------------

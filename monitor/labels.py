@@ -6,7 +6,8 @@ and predictions (data drift, prediction drift and quality decided at once, the c
 alpha kept for later), its concept verdict and realized performance are ``None`` (unknown), and the
 rows needed to finish the job (inputs, predictions, probabilities, the id column) are kept compactly in
 ``batch_labels`` (Parquet, zstd). Every ok evaluation gets the version's label-free estimate
-(``monitor.estimation``), and a labelled one its error at once.
+(``monitor.estimation``) once the version has an estimator (fitted at its first batch without labels:
+``ProfileStore.estimator``), and a labelled one its error at once.
 
 When the labels come (``LabelsService.receive``): they are aligned to the rows (same order, or joined
 on an id column), the batch is scored again with them against the same profile, and the concept
@@ -61,11 +62,10 @@ class PendingBatch:
 
 
 # --- at push -------------------------------------------------------------------------------------
-def fill_labels(row: Evaluation, model: Any, checked: Any, profile: Any, predictions: np.ndarray,
+def fill_labels(row: Evaluation, model: Any, checked: Any, estimator: Any, predictions: np.ndarray,
                 proba: Any) -> PendingBatch | None:
     """Labels status, estimate (and its error when the labels came with the batch); the rows to keep
-    when they did not."""
-    estimator = getattr(profile, "estimator", None)
+    when they did not. ``estimator``: the version's label-free estimator, or None."""
     estimate = None
     if estimator is not None:
         try:
@@ -264,11 +264,16 @@ class LabelsService:
         # configured since; batches stored before they were kept (or a profile gone) use today's.
         drift = drift if drift is not None else service.config.drift_settings(model_name)
         profile = service.profiles.pinned(model, profile_key) if profile_key else None
+        key = profile_key or ""
         if profile is None:
-            profile = service.profiles.resolve(model, drift, service.settings.reference_window_rows).profile
+            choice = service.profiles.resolve(model, drift, service.settings.reference_window_rows)
+            profile, key = choice.profile, choice.key
         if profile is None:
             raise LabelsError(409, "the version's reference is not ready; retry later")
-        report, judged_estimate = _rescore(profile, model, frame, labels, known, drift)
+        # Fitted at push when the batch got an estimate (or stored by another process): read, never
+        # fitted here, since a batch that had none has nothing to judge.
+        estimator = service.profiles.estimator(model, key, profile, fit=False)
+        report, judged_estimate = _rescore(profile, estimator, model, frame, labels, known, drift)
         loop = getattr(service, "loop", None)
         work = None if loop is None else \
             loop.pinned(model, *_labelled_rows(frame, labels, known, model.target), in_place)
@@ -336,8 +341,8 @@ def _labelled_rows(frame: pd.DataFrame, labels: np.ndarray, known: np.ndarray,
     return rows, frame[PREDICTION].to_numpy()[known]
 
 
-def _rescore(profile: Any, model: Any, frame: pd.DataFrame, labels: np.ndarray, known: np.ndarray,
-             drift: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+def _rescore(profile: Any, estimator: Any, model: Any, frame: pd.DataFrame, labels: np.ndarray,
+             known: np.ndarray, drift: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
     from monitor.drift import DriftConfig, DriftDetector
 
     config = DriftConfig.from_dict(drift)
@@ -350,7 +355,6 @@ def _rescore(profile: Any, model: Any, frame: pd.DataFrame, labels: np.ndarray, 
     if profile.classification is None:
         predictions = predictions.astype(float)
     report = detector.score(frame[features], predictions=predictions, labels=labels, probabilities=proba)
-    estimator = getattr(profile, "estimator", None)
     estimate = None
     if estimator is not None:
         subset = frame.loc[known].reset_index(drop=True)

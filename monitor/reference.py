@@ -9,6 +9,12 @@ Where the reference comes from, first match wins (docs/team-models.md):
 3. a reference uploaded for the version (``PUT /api/models/<name>/versions/<v>/reference``, CLI);
 4. a reference window: the first N labelled rows received for the version
    (``MONITOR_REFERENCE_WINDOW_ROWS``); while it fills, evaluations are "collecting", with no verdict.
+
+The label-free performance estimator (monitor/estimation.py) is not part of the profile: its fit
+(cross-fitted boosted loss models, about 9 CPU s on a 10,000-row reference) is most of a cold
+profile's cost and only batches pushed without labels need it. ``ProfileStore.estimator`` fits it
+from the same reference rows at a version's first such batch (or when a push model is warmed), stores
+it, and from then on every evaluation of the version, labelled or not, gets the estimate.
 """
 
 from __future__ import annotations
@@ -71,6 +77,8 @@ class ProfileStore:
         self._build_locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._no_mlflow: set[tuple[str, str]] = set()  # versions without an MLflow reference
         self._choices: dict[tuple[str, ...], tuple[ReferenceChoice, float]] = {}  # upload / full window
+        # Label-free estimators by profile key: fitted or stored ones, None when none is possible.
+        self._estimators: dict[tuple[str, str, str], Any] = {}
         self._max = max_profiles
 
     def get(self, model: LoadedModel, drift: dict[str, Any]) -> Any:
@@ -169,17 +177,63 @@ class ProfileStore:
                          if in_mlflow else "used from the next evaluation on (replaces any window)")}
 
     def pinned(self, model: LoadedModel, key: str) -> Any:
-        """The profile stored under ``key`` (a ``ReferenceChoice.key``) with its estimator, whatever
-        reference is in force now; None when it is not stored. Labels that come later are scored
-        against the profile their batch was scored against at push (``monitor.labels``)."""
+        """The profile stored under ``key`` (a ``ReferenceChoice.key``), whatever reference is in force
+        now; None when it is not stored. Labels that come later are scored against the profile their
+        batch was scored against at push (``monitor.labels``)."""
         full = (model.name, model.version, key)
         with self._lock:
             if full in self._cache:
                 return self._cache[full]
-        profile = self._load_stored(full)
-        if profile is not None:
-            self._attach_estimator(full, profile)
-        return profile
+        return self._load_stored(full)
+
+    def estimator(self, model: LoadedModel, key: str, profile: Any, *, fit: bool) -> Any:
+        """The version's label-free estimator for the profile stored under ``key``, or None.
+
+        From memory, else from the database (another process may have fitted it); when neither has
+        one and ``fit``, fitted now from the reference rows and stored (a batch pushed without labels
+        needs its estimate now). Without ``fit`` (a labelled batch: its estimate is only judged for
+        the track record) a version that never needed one gets none, and no fit is paid. A fit that
+        fails (tracking server down) gives None without storing anything: the next batch retries."""
+        full = (model.name, model.version, key)
+        with self._lock:
+            if full in self._estimators:
+                return self._estimators[full]
+            build_lock = self._build_locks.setdefault(("estimator", *full), threading.Lock())
+        from monitor.estimators import load_estimator, store_estimator
+
+        with build_lock:
+            with self._lock:
+                if full in self._estimators:
+                    return self._estimators[full]
+            found, estimator = load_estimator(self.sessions, full)
+            if not found:
+                if not fit:
+                    return None  # asked again next time: one indexed read, no fit
+                try:
+                    data = self._reference_data(model, key)
+                    if data is None:
+                        return None
+                    estimator = fit_estimator_from(model, data, profile)
+                except Exception as exc:  # noqa: BLE001 - an estimate is an extra: the verdicts stand
+                    log.warning("no performance estimator for %s v%s now: %s", model.name, model.version, exc)
+                    return None
+                store_estimator(self.sessions, full, estimator)
+            # The estimate's boosted trees predict all at once, bit-identical (monitor/tree_predict.py).
+            speed_up(estimator)
+            with self._lock:
+                if len(self._estimators) >= self._max:
+                    self._estimators.pop(next(iter(self._estimators)))
+                self._estimators[full] = estimator
+            return estimator
+
+    def _reference_data(self, model: LoadedModel, key: str) -> ReferenceData | None:
+        """The rows the profile under ``key`` was built from (``ReferenceChoice.key`` names the way)."""
+        tail = key.rsplit(":", 1)[-1] if ":" in key else ""
+        if tail.startswith("upload") and tail[6:].isdigit():
+            return self._upload_data(int(tail[6:]), f"upload {tail[6:]}")
+        if tail.startswith("window") and tail[6:].isdigit():
+            return self._window_data(model, int(tail[6:]), "reference window")
+        return self.registry.mlflow_reference(model)
 
     def forget(self, name: str, version: str) -> None:
         """Drop memory caches of a version (after an upload) so the next evaluation re-resolves it."""
@@ -188,6 +242,8 @@ class ProfileStore:
                 self._cache.pop(key, None)
             for choice_key in [k for k in self._choices if k[:2] == (name, version)]:
                 self._choices.pop(choice_key, None)
+            for key in [k for k in self._estimators if k[:2] == (name, version)]:
+                self._estimators.pop(key, None)
 
     def _cached(self, key: tuple[str, str, str], build: Any) -> Any:
         with self._lock:
@@ -199,15 +255,11 @@ class ProfileStore:
                 if key in self._cache:
                     return self._cache[key]
             profile = self._load_stored(key)
-            if profile is not None and not self._attach_estimator(key, profile):
-                profile = None  # stored before label-free estimation: rebuilt once, with its estimator
             if profile is None:
                 profile = build()
                 if profile is None:
                     return None
                 self._store(key, profile)
-            # The estimate's boosted trees predict all at once, bit-identical (monitor/tree_predict.py).
-            speed_up(getattr(profile, "estimator", None))
             with self._lock:
                 if len(self._cache) >= self._max:
                     self._cache.pop(next(iter(self._cache)))
@@ -217,6 +269,7 @@ class ProfileStore:
     def clear_memory(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._estimators.clear()
             self._no_mlflow.clear()
             self._choices.clear()
 
@@ -230,9 +283,11 @@ class ProfileStore:
                                          "rows": int(len(data.train))}
         return profile
 
-    def _upload_data(self, upload_id: int, source: str) -> ReferenceData:
+    def _upload_data(self, upload_id: int, source: str) -> ReferenceData | None:
         with self.sessions() as session:
             blob = session.scalar(sa.select(ReferenceUpload.data).where(ReferenceUpload.id == upload_id))
+        if blob is None:
+            return None  # replaced since (only the estimator of a pinned profile asks for it then)
         return ReferenceData(pd.read_parquet(io.BytesIO(bytes(blob))), None, "upload", source)
 
     def _window_data(self, model: LoadedModel, size: int, source: str) -> ReferenceData:
@@ -270,17 +325,6 @@ class ProfileStore:
                                           profile=profile.to_bytes()))
         except IntegrityError:
             pass  # another process stored the same profile first: both are built from the same data
-        from monitor.estimators import store_estimator
-
-        store_estimator(self.sessions, key, getattr(profile, "estimator", None))
-
-    def _attach_estimator(self, key: tuple[str, str, str], profile: Any) -> bool:
-        """Load the version's label-free estimator beside its stored profile; False when none was stored."""
-        from monitor.estimators import load_estimator
-
-        found, estimator = load_estimator(self.sessions, key)
-        profile.estimator = estimator
-        return found
 
 
 def model_features(model: LoadedModel, columns: Any) -> list[str]:
@@ -293,22 +337,15 @@ def build_profile_from(model: LoadedModel, drift: dict[str, Any], data: Referenc
 
     Features come from the train part only (what the model learned from). The output baselines
     (residuals, or per-row loss, classes and scores for a classifier) use train + holdout: the holdout
-    alone is small (20 rows in the seed's split).
+    alone is small (20 rows in the seed's split). The label-free estimator is fitted apart, when
+    first needed (``ProfileStore.estimator``, ``fit_estimator_from``).
     """
     from monitor.drift import DriftConfig, DriftDetector
 
     config = DriftConfig.from_dict(drift)
-    train, holdout = data.train, data.holdout
-    features = model_features(model, train.columns)
-    missing = [c for c in [*features, model.target] if c not in train.columns]
-    if missing:
-        raise ValueError(f"{model.name} v{model.version}: the reference ({data.source}) lacks columns "
-                         f"{missing}; it must hold the model inputs ({', '.join(features)}) and the "
-                         f"target '{model.target}' (target from {model.target_from})")
-    detector = DriftDetector(config).fit(train[features],
+    features, outputs = _labelled_rows(model, data)
+    detector = DriftDetector(config).fit(data.train[features],
                                          metadata={"model": model.name, "version": model.version})
-    outputs = pd.concat([train, holdout], ignore_index=True) if holdout is not None else train
-    outputs = outputs.dropna(subset=[*features, model.target]).reset_index(drop=True)
     profile = detector.profile_
     if model.task == "classification":
         from monitor.drift.classification import fit_classification
@@ -319,17 +356,44 @@ def build_profile_from(model: LoadedModel, drift: dict[str, Any], data: Referenc
         profile.classification = fit_classification(labels, predicted, proba, model.classes,
                                                     config.psi_bins)
         profile.metadata["target"] = model.target
-        profile.estimator = fit_estimator(model, outputs, features, predicted, labels, proba,
-                                          profile.classification.classes)
         return profile
     predictions = np.asarray(model.predict(outputs[features]), dtype=float).reshape(-1)
     baseline = DriftDetector(config).fit(outputs[features], predictions=predictions,
                                          labels=outputs[model.target].to_numpy(dtype=float))
     profile.predictions = baseline.profile_.predictions
     profile.residuals = baseline.profile_.residuals
-    profile.estimator = fit_estimator(model, outputs, features, predictions,
-                                      outputs[model.target].to_numpy(dtype=float), None)
     return profile
+
+
+def _labelled_rows(model: LoadedModel, data: ReferenceData) -> tuple[list[str], pd.DataFrame]:
+    """The model's inputs and the reference rows (train + holdout) with every input and the target."""
+    train, holdout = data.train, data.holdout
+    features = model_features(model, train.columns)
+    missing = [c for c in [*features, model.target] if c not in train.columns]
+    if missing:
+        raise ValueError(f"{model.name} v{model.version}: the reference ({data.source}) lacks columns "
+                         f"{missing}; it must hold the model inputs ({', '.join(features)}) and the "
+                         f"target '{model.target}' (target from {model.target_from})")
+    outputs = pd.concat([train, holdout], ignore_index=True) if holdout is not None else train
+    return features, outputs.dropna(subset=[*features, model.target]).reset_index(drop=True)
+
+
+def fit_estimator_from(model: LoadedModel, data: ReferenceData, profile: Any) -> Any:
+    """The label-free estimator from the reference rows ``profile`` was built from (the same rows,
+    predictions and labels as its output baselines), or None (``fit_estimator``)."""
+    try:
+        features, outputs = _labelled_rows(model, data)
+    except ValueError as exc:
+        log.warning("no performance estimator for %s v%s: %s", model.name, model.version, exc)
+        return None
+    if getattr(profile, "classification", None) is not None:
+        predicted = np.asarray(model.predict(outputs[features])).reshape(-1)
+        proba = model.predict_proba(outputs[features])
+        return fit_estimator(model, outputs, features, predicted, outputs[model.target].to_numpy(), proba,
+                             profile.classification.classes)
+    predictions = np.asarray(model.predict(outputs[features]), dtype=float).reshape(-1)
+    return fit_estimator(model, outputs, features, predictions, outputs[model.target].to_numpy(dtype=float),
+                         None)
 
 
 def fit_estimator(model: LoadedModel, outputs: pd.DataFrame, features: list[str], predictions: Any,
