@@ -1,0 +1,62 @@
+"""monitor.pg_copy: a row written with binary COPY reads back as the ORM would have written it."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
+
+from monitor import pg_copy
+from monitor.loop_models import LabelledBatch
+from monitor.models import ReferenceWindowRows
+from monitor.retraining import batches_frame, keep_rows
+
+
+@pytest.fixture
+def sessions(monitor_db):
+    engine = sa.create_engine(monitor_db)
+    yield sessionmaker(engine)
+    engine.dispose()
+
+
+def test_copy_row_round_trips_every_column_type(sessions, monkeypatch) -> None:
+    monkeypatch.setattr(pg_copy, "CHUNK", 1000)  # the bytea goes in several pieces
+    data = np.random.default_rng(3).bytes(10_001)
+    at = datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=UTC)
+    name = "a\tname\\with\nodd ch\u00e4rs"
+    with sessions() as session, session.begin():
+        pg_copy.copy_row(session, LabelledBatch.__table__, {
+            "model_name": name, "model_version": "7", "evaluation_id": 2**31 - 1, "batch_id": "b-1",
+            "n_rows": 3, "created_at": at, "data": memoryview(data)})
+        pg_copy.copy_row(session, ReferenceWindowRows.__table__, {
+            "model_name": "m", "model_version": "1", "evaluation_id": None, "n_rows": 0, "data": b"",
+            "created_at": datetime(1999, 12, 31, 23, 59, 59)})  # before PostgreSQL's epoch, naive = UTC
+    with sessions() as session:
+        [row] = session.scalars(sa.select(LabelledBatch)).all()
+        assert (row.model_name, row.model_version, row.evaluation_id, row.batch_id, row.n_rows) == \
+            (name, "7", 2**31 - 1, "b-1", 3)
+        assert row.created_at == at and bytes(row.data) == data and row.id > 0
+        [window] = session.scalars(sa.select(ReferenceWindowRows)).all()
+        assert window.evaluation_id is None and bytes(window.data) == b""
+        assert window.created_at == datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+def test_keep_rows_on_postgresql_reads_back_the_same_frame(sessions) -> None:
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"x0": rng.normal(size=500), "x1": rng.integers(0, 4, 500),
+                          "y": rng.normal(size=500)})
+    evaluation = type("E", (), {"model_name": "m", "model_version": "1", "id": 11, "batch_id": "b"})()
+    with sessions() as session, session.begin():
+        for _ in range(3):
+            keep_rows(session, evaluation, frame, keep=2)  # the oldest is pruned in the same transaction
+    with sessions() as session:
+        ids = list(session.scalars(sa.select(LabelledBatch.id).order_by(LabelledBatch.id)))
+        assert len(ids) == 2
+        pd.testing.assert_frame_equal(batches_frame(session, ids[:1]), frame)
+        stored = session.scalars(sa.select(LabelledBatch)).first()
+        assert pd.read_parquet(io.BytesIO(stored.data)).shape == frame.shape
