@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -29,6 +28,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 RESTART_MIN_SECONDS, RESTART_MAX_SECONDS = 1.0, 30.0
+POLL_SECONDS = 0.5  # how often the supervisor looks whether its child is still alive
 RETRY_MAX_SECONDS = 10.0  # the longest wait between passes while the database does not answer
 NICE = 5  # CPU weight about a third of a request worker's under contention (Linux CFS)
 # Set by the gunicorn master before it forks the workers (monitor/gunicorn_conf.py) when it runs the
@@ -101,12 +101,63 @@ def main(settings: Any) -> int:
     return serve_forever(settings, stop)
 
 
+class _Child:
+    """A process started with ``os.posix_spawn`` and followed by pid.
+
+    Not ``subprocess.Popen``: its fork + error pipe, run from a thread of the gunicorn master while
+    the main thread forks a worker, left the pipe's write end in the worker (workers never exec),
+    and the thread stayed blocked in ``Popen`` until that worker exited: a killed logger went
+    unrestarted for minutes. posix_spawn has no error pipe, and its file actions close the master's
+    inheritable descriptors (gunicorn's listening sockets), so the logger never holds the port."""
+
+    def __init__(self, argv: list[str]) -> None:
+        closing = [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
+        self.pid = os.posix_spawn(argv[0], argv, dict(os.environ), file_actions=closing,
+                                  setsigdef=(signal.SIGPIPE, signal.SIGXFSZ), setsigmask=())
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # gunicorn's waitpid(-1) on SIGCHLD reaped it first
+                self.returncode = 0
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def stop(self, timeout: float) -> None:
+        """SIGTERM (it finishes the run it is logging), SIGKILL after ``timeout``."""
+        if self.poll() is not None:
+            return
+        os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+
+def _inheritable_fds() -> list[int]:
+    found = []
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
+        fd = int(name)
+        try:
+            if fd > 2 and os.get_inheritable(fd):
+                found.append(fd)
+        except OSError:
+            continue  # the listing's own descriptor, closed by now
+    return found
+
+
 class Supervisor:
     """Keeps one ``python -m monitor run-logger`` child running for the gunicorn master."""
 
     def __init__(self, argv: list[str] | None = None) -> None:
         self.argv = argv or [sys.executable, "-m", "monitor", "run-logger"]
-        self.proc: subprocess.Popen | None = None
+        self.proc: _Child | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -120,10 +171,12 @@ class Supervisor:
         delay = RESTART_MIN_SECONDS
         while not self._stopping.is_set():
             started = time.monotonic()
-            self.proc = subprocess.Popen(self.argv)  # noqa: S603 - our own interpreter and module
-            code = self.proc.wait()  # 0 as well when gunicorn's own waitpid(-1) reaped it first
+            self.proc = _Child(self.argv)
+            while self.proc.poll() is None and not self._stopping.is_set():
+                self._stopping.wait(POLL_SECONDS)
             if self._stopping.is_set():
                 return
+            code = self.proc.returncode
             if time.monotonic() - started > 60:
                 delay = RESTART_MIN_SECONDS  # it ran a while: not a crash loop
             log.warning("the MLflow run logger exited (%s); starting it again in %.0f s", code, delay)
@@ -133,11 +186,5 @@ class Supervisor:
     def stop(self, timeout: float) -> None:
         """SIGTERM the child (it finishes the run it is logging) and wait up to ``timeout``."""
         self._stopping.set()
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if self.proc is not None:
+            self.proc.stop(timeout)

@@ -167,12 +167,17 @@ def dashboard(make_database, tracking_server) -> Iterator[Dashboard]:
             client.set_model_version_tag(name, version, "driftline.features", "x0,x1")
             return str(version)
 
+        # A push model's worker warms its champion at start (monitor/preload.py), which fits the
+        # label-free estimator: these labelled batches then carry an estimate for the chart.
+        service = app.extensions["driftline"].service
         promote(drifting, "1", "first champion")
+        service.warm(drifting)
         run(drifting, "clean", 1)
         run(drifting, "clean", 2)
         run(drifting, "data_drift", 3)
         add_version(drifting)
         promote(drifting, "2", EVIL_REASON)
+        service.warm(drifting)
         run(drifting, "clean", 4)
         run(drifting, "data_drift", 5)
 

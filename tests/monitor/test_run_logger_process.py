@@ -12,10 +12,11 @@ import signal
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 
-from tests.monitor.processes import rows, run_logger_pids, start_monitor, wait_for
+from tests.monitor.processes import child_pids, rows, run_logger_pids, start_monitor, wait_for
 
 TOKEN = "t" * 24
 # What a tracking server logs per request (uvicorn access log): method and path.
@@ -109,6 +110,14 @@ def test_side_process_logs_every_run_in_four_calls(tmp_path, monitor_db, trackin
     assert rows(monitor_db, "SELECT count(*) FROM monitoring_run_starts") == [(0,)]
 
 
+def _process_state(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0]  # R, S, T (stopped), Z (zombie, not reaped)...
+    except OSError:
+        return "gone"
+
+
 def test_killed_run_logger_is_restarted_and_nothing_is_lost_or_doubled(tmp_path, monitor_db, tracking_server,
                                                                        champion, mlflow_client):
     proc, url = start_monitor(tmp_path, "killed", db_url=monitor_db, tracking_url=tracking_server.url,
@@ -131,8 +140,19 @@ def test_killed_run_logger_is_restarted_and_nothing_is_lost_or_doubled(tmp_path,
             time.sleep(0.02)
         os.kill(first, signal.SIGKILL)  # mid-stream: a run may be created and not finished
         assert _pending(monitor_db), "the logger drained everything before the kill; nothing tested"
-        wait_for(lambda: run_logger_pids(proc.proc.pid) not in ([], [first]), timeout=120,
-                 what="the master to start the run logger again", proc=proc)
+        try:
+            wait_for(lambda: run_logger_pids(proc.proc.pid) not in ([], [first]), timeout=120,
+                     what="the master to start the run logger again", proc=proc)
+        except AssertionError as exc:
+            threads = {}
+            for task in Path(f"/proc/{proc.proc.pid}/task").iterdir():
+                try:
+                    threads[task.name] = ((task / "syscall").read_text().split() or ["?"])[0]
+                except OSError:
+                    continue
+            raise AssertionError(f"{exc}\nkilled logger {first}: {_process_state(first)}; the master's "
+                                 f"children: {[(p, _process_state(p)) for p in child_pids(proc.proc.pid)]}; "
+                                 f"its threads' syscalls: {threads}") from None
         wait_for(lambda: not _pending(monitor_db), timeout=180, what="the outbox to drain", proc=proc)
     finally:
         proc.stop()
