@@ -133,30 +133,17 @@ def main() -> int:
 
     import mlflow
 
-    from bench.push_path import _parquet_rows, _register
+    from bench.push_path import _parquet_rows, _register, tracking_on_s3
     from tests.services import postgres
-    from tests.services.seaweedfs import CHECKSUM_ENV, start_s3_server
-    from tests.services.tracking import start_tracking
 
     work = Path(tempfile.mkdtemp(prefix="driftline-push-memory-"))
-    s3 = start_s3_server(work / "s3")
-    tracking_db = postgres.create_database("memmlflow")
-    bucket = s3.make_bucket("bench")
-    tracking = start_tracking(work / "tracking", {
-        "DRIFTLINE_MODE": "local", "TRACKING_BACKEND_URI": tracking_db,
-        "TRACKING_ARTIFACTS_DESTINATION": f"s3://{bucket}/artifacts", **s3.env},
-        bucket=bucket, db_url=tracking_db)
     db_url = postgres.create_database("mempush")
     try:
-        os.environ.update(CHECKSUM_ENV)
-        mlflow.set_tracking_uri(tracking.url)
-        model = "mem-push-20"
-        _register(mlflow.MlflowClient(tracking.url), model, features=FEATURES)
-        figures = _measure(db_url, tracking.url, model, args, _parquet_rows)
+        with tracking_on_s3(work, "memmlflow") as tracking:
+            model = "mem-push-20"
+            _register(mlflow.MlflowClient(tracking.url), model, features=FEATURES)
+            figures = _measure(db_url, tracking.url, model, args, _parquet_rows)
     finally:
-        tracking.stop()
-        s3.stop()
-        postgres.drop_database(tracking_db)
         postgres.drop_database(db_url)
     print(json.dumps(figures, indent=1))
     if args.results:

@@ -26,7 +26,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -35,6 +38,33 @@ TOKEN = "bench-token-0123456789abcdef"
 BIG_ROWS, BIG_FEATURES = 1_000_000, 20
 EXTRA_ENV: dict[str, str] = {}
 LOADS: list[tuple[int, int]] = []
+
+
+@contextmanager
+def tracking_on_s3(work: Path, db_name: str) -> Iterator[Any]:
+    """The push benches' tracking server: MLflow on a fresh PostgreSQL database, artifacts in a
+    SeaweedFS bucket, this process's MLflow client pointed at it; all stopped and dropped after."""
+    import mlflow
+
+    from tests.services import postgres
+    from tests.services.seaweedfs import CHECKSUM_ENV, start_s3_server
+    from tests.services.tracking import start_tracking
+
+    s3 = start_s3_server(work / "s3")
+    tracking_db = postgres.create_database(db_name)
+    bucket = s3.make_bucket("bench")
+    tracking = start_tracking(work / "tracking", {
+        "DRIFTLINE_MODE": "local", "TRACKING_BACKEND_URI": tracking_db,
+        "TRACKING_ARTIFACTS_DESTINATION": f"s3://{bucket}/artifacts", **s3.env},
+        bucket=bucket, db_url=tracking_db)
+    try:
+        os.environ.update(CHECKSUM_ENV)
+        mlflow.set_tracking_uri(tracking.url)
+        yield tracking
+    finally:
+        tracking.stop()
+        s3.stop()
+        postgres.drop_database(tracking_db)
 
 
 def main() -> int:
@@ -58,45 +88,32 @@ def main() -> int:
     import mlflow
 
     from tests.services import postgres
-    from tests.services.seaweedfs import CHECKSUM_ENV, start_s3_server
-    from tests.services.tracking import start_tracking
 
     work = Path(tempfile.mkdtemp(prefix="driftline-push-bench-"))
     before_ref = args.before or _git("merge-base", "HEAD", "main")
-    s3 = start_s3_server(work / "s3")
-    tracking_db = postgres.create_database("benchmlflow")
-    bucket = s3.make_bucket("bench")
-    tracking = start_tracking(work / "tracking", {
-        "DRIFTLINE_MODE": "local", "TRACKING_BACKEND_URI": tracking_db,
-        "TRACKING_ARTIFACTS_DESTINATION": f"s3://{bucket}/artifacts", **s3.env},
-        bucket=bucket, db_url=tracking_db)
     databases: list[str] = []
     results: list[dict] = []
     try:
-        os.environ.update(CHECKSUM_ENV)
-        mlflow.set_tracking_uri(tracking.url)
-        client = mlflow.MlflowClient(tracking.url)
-        small, big = "bench-push-2", "bench-push-20"
-        _register(client, small, features=2)
-        if not args.skip_big:
-            _register(client, big, features=BIG_FEATURES)
-        for revision in args.revisions.split(","):
-            code = REPO if revision == "after" else _export(before_ref, work / "before")
-            for kind in args.databases.split(","):
-                if kind == "postgres":
-                    db_url = postgres.create_database("benchpush")
-                    databases.append(db_url)
-                else:
-                    db_url = f"sqlite:///{work / f'{revision}-monitor.db'}"
-                label = f"{revision}/{kind}"
-                print(f"\n== {label} ({'working tree' if code == REPO else before_ref[:10]})", flush=True)
-                results += _run_revision(label, code, db_url, tracking.url, work, small,
-                                         None if args.skip_big or kind != "postgres" else big, args.pushes,
-                                         tracking.process.proc.pid)
+        with tracking_on_s3(work, "benchmlflow") as tracking:
+            client = mlflow.MlflowClient(tracking.url)
+            small, big = "bench-push-2", "bench-push-20"
+            _register(client, small, features=2)
+            if not args.skip_big:
+                _register(client, big, features=BIG_FEATURES)
+            for revision in args.revisions.split(","):
+                code = REPO if revision == "after" else _export(before_ref, work / "before")
+                for kind in args.databases.split(","):
+                    if kind == "postgres":
+                        db_url = postgres.create_database("benchpush")
+                        databases.append(db_url)
+                    else:
+                        db_url = f"sqlite:///{work / f'{revision}-monitor.db'}"
+                    label = f"{revision}/{kind}"
+                    print(f"\n== {label} ({'working tree' if code == REPO else before_ref[:10]})", flush=True)
+                    results += _run_revision(label, code, db_url, tracking.url, work, small,
+                                             None if args.skip_big or kind != "postgres" else big,
+                                             args.pushes, tracking.process.proc.pid)
     finally:
-        tracking.stop()
-        s3.stop()
-        postgres.drop_database(tracking_db)
         for url in databases:
             postgres.drop_database(url)
     _print(results)

@@ -43,40 +43,27 @@ def main() -> int:
 
     import mlflow
 
-    from bench.push_path import _csv, _register
+    from bench.push_path import _csv, _register, tracking_on_s3
     from tests.services import postgres
-    from tests.services.seaweedfs import CHECKSUM_ENV, start_s3_server
-    from tests.services.tracking import start_tracking
 
     work = Path(tempfile.mkdtemp(prefix="driftline-push-profile-"))
-    s3 = start_s3_server(work / "s3")
-    tracking_db = postgres.create_database("profmlflow")
-    bucket = s3.make_bucket("bench")
-    tracking = start_tracking(work / "tracking", {
-        "DRIFTLINE_MODE": "local", "TRACKING_BACKEND_URI": tracking_db,
-        "TRACKING_ARTIFACTS_DESTINATION": f"s3://{bucket}/artifacts", **s3.env},
-        bucket=bucket, db_url=tracking_db)
     out: list[dict] = []
     databases: list[str] = []
     try:
-        os.environ.update(CHECKSUM_ENV)
-        mlflow.set_tracking_uri(tracking.url)
-        model = "prof-push-2"
-        _register(mlflow.MlflowClient(tracking.url), model, features=2)
-        body = _csv(args.rows)
-        for kind in args.databases.split(","):
-            if kind == "postgres":
-                db_url = postgres.create_database("profpush")
-                databases.append(db_url)
-            else:
-                db_url = f"sqlite:///{work / 'monitor.db'}"
-            figures = _measure(kind, db_url, tracking.url, model, body, args, Path(args.results))
-            out.append(figures)
-            print(json.dumps(figures), flush=True)
+        with tracking_on_s3(work, "profmlflow") as tracking:
+            model = "prof-push-2"
+            _register(mlflow.MlflowClient(tracking.url), model, features=2)
+            body = _csv(args.rows)
+            for kind in args.databases.split(","):
+                if kind == "postgres":
+                    db_url = postgres.create_database("profpush")
+                    databases.append(db_url)
+                else:
+                    db_url = f"sqlite:///{work / 'monitor.db'}"
+                figures = _measure(kind, db_url, tracking.url, model, body, args, Path(args.results))
+                out.append(figures)
+                print(json.dumps(figures), flush=True)
     finally:
-        tracking.stop()
-        s3.stop()
-        postgres.drop_database(tracking_db)
         for url in databases:
             postgres.drop_database(url)
     Path(args.results).write_text(json.dumps(out, indent=1) + "\n")
