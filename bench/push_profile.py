@@ -34,6 +34,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pushes", type=int, default=200)
     parser.add_argument("--rows", type=int, default=100)
+    parser.add_argument("--warm-pushes", type=int, default=10,
+                        help="pushes before the measured ones (a model with a long history: 1000+)")
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--profile", action="store_true", help="cProfile the pushes (slower)")
     parser.add_argument("--results", default=str(REPO / "bench" / "results" / "push_profile.json"))
@@ -81,7 +83,9 @@ def _measure(kind: str, db_url: str, tracking_url: str, model: str, body: bytes,
         "DRIFTLINE_MODE": "local", "MONITOR_DATABASE_URL": db_url, "MLFLOW_TRACKING_URI": tracking_url,
         "MONITOR_API_TOKEN": TOKEN, "MONITOR_SCHEDULER": "false", "MONITOR_SOURCE": "push"})
     app = create_app(settings)
-    app.extensions["driftline"].service.runs = None  # runs queue in the outbox; nothing here logs them
+    service = app.extensions["driftline"].service
+    service.runs = None  # runs queue in the outbox; nothing here logs them
+    service.warm(model)  # as a served worker does at start (monitor/preload.py): estimator fitted
     client = app.test_client()
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "text/csv"}
 
@@ -91,7 +95,7 @@ def _measure(kind: str, db_url: str, tracking_url: str, model: str, body: bytes,
         assert resp.status_code == 201, resp.get_data(as_text=True)
 
     try:
-        for _ in range(10):
+        for _ in range(args.warm_pushes):
             push()
         profiler = cProfile.Profile() if args.profile else None
         load = os.getloadavg()[0]
@@ -109,7 +113,8 @@ def _measure(kind: str, db_url: str, tracking_url: str, model: str, body: bytes,
                    "load_average": [round(load, 1), round(os.getloadavg()[0], 1)]}
         if profiler is not None:
             text = io.StringIO()
-            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(60)
+            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(90)
+            pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(40)
             target = results.with_name(f"push_profile_{kind}.txt")
             target.write_text(text.getvalue())
             figures["profile"] = str(target)

@@ -114,6 +114,9 @@ class LossModel:
         second is zero and the first is the exact sum."""
         m = len(design)
         n = max(int(total or m), m)
+        from monitor.tree_predict import as_array_for
+
+        design = as_array_for([*self.folds, self.scatter], design)  # checked and converted once
         per_row = np.array([np.clip(model.predict(design), 0.0, None) for model in self.folds])
         theta = per_row.mean(axis=1)
         estimate = float(theta.mean())

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from monitor.settings import drift_config_hash
 from monitor.tree_predict import speed_up
 
 log = logging.getLogger(__name__)
+NONE_STORED_SECONDS = 5.0
 
 FOUR_WAYS = (
     "log a reference with the training run (a reference/train.parquet artifact, or "
@@ -79,6 +81,9 @@ class ProfileStore:
         self._choices: dict[tuple[str, ...], tuple[ReferenceChoice, float]] = {}  # upload / full window
         # Label-free estimators by profile key: fitted or stored ones, None when none is possible.
         self._estimators: dict[tuple[str, str, str], Any] = {}
+        # Versions whose stored estimator a labelled batch found missing, and when: another process
+        # may fit one, so looked for again after NONE_STORED_SECONDS, not on every labelled push.
+        self._none_stored: dict[tuple[str, str, str], float] = {}
         self._max = max_profiles
 
     def get(self, model: LoadedModel, drift: dict[str, Any]) -> Any:
@@ -198,6 +203,8 @@ class ProfileStore:
         with self._lock:
             if full in self._estimators:
                 return self._estimators[full]
+            if not fit and time.monotonic() - self._none_stored.get(full, -math.inf) < NONE_STORED_SECONDS:
+                return None
             build_lock = self._build_locks.setdefault(("estimator", *full), threading.Lock())
         from monitor.estimators import load_estimator, store_estimator
 
@@ -208,7 +215,11 @@ class ProfileStore:
             found, estimator = load_estimator(self.sessions, full)
             if not found:
                 if not fit:
-                    return None  # asked again next time: one indexed read, no fit
+                    with self._lock:
+                        if len(self._none_stored) >= 4 * self._max:
+                            self._none_stored.clear()
+                        self._none_stored[full] = time.monotonic()
+                    return None  # no fit for a labelled batch; looked for again in a few seconds
                 try:
                     data = self._reference_data(model, key)
                     if data is None:
@@ -244,6 +255,8 @@ class ProfileStore:
                 self._choices.pop(choice_key, None)
             for key in [k for k in self._estimators if k[:2] == (name, version)]:
                 self._estimators.pop(key, None)
+            for key in [k for k in self._none_stored if k[:2] == (name, version)]:
+                self._none_stored.pop(key, None)
 
     def _cached(self, key: tuple[str, str, str], build: Any) -> Any:
         with self._lock:

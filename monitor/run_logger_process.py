@@ -9,8 +9,10 @@ the pushes never wait for it.
 - ``python -m monitor run-logger`` runs ``serve_forever``: ``MONITOR_RUN_LOGGER_THREADS`` threads
   each log due rows (claims are exclusive, monitor.monitoring_runs) and poll every
   ``MONITOR_RUN_LOGGER_POLL_SECONDS`` when none is due, at nice 5 (the request workers first when
-  the cores are busy). SIGTERM: the run being logged is finished, then the process exits; rows left
-  stay pending.
+  the cores are busy). While pushes keep arriving each thread logs at most one run per
+  ``YIELD_SECONDS`` (nice does not cover the tracking server's share of a run, twice the
+  logger's). SIGTERM: the run being logged is finished, then the process exits; rows left stay
+  pending.
 - ``Supervisor`` is used by the gunicorn master (monitor/gunicorn_conf.py): it starts the process
   when the master is ready, starts it again if it exits (after 1 s, doubling up to 30 s), and stops
   it when the master exits. The process exits by itself if its parent (the master) goes away.
@@ -66,7 +68,7 @@ def serve_forever(settings: Any, stop: threading.Event | None = None) -> int:
                 stop.set()
                 return
             try:
-                done = logger.log_due(stop=stop)
+                done = logger.log_due(stop=stop, give_way_to_pushes=True)
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - the database unreachable: retry with backoff
                 failures += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -99,7 +99,9 @@ class DriftReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return json_safe(asdict(self))
+        """``json_safe(asdict(self))`` in one pass (asdict deep-copies every leaf first: that was a
+        tenth of a 100-row push's CPU)."""
+        return _plain(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DriftReport:
@@ -126,6 +128,28 @@ class DriftReport:
             },
             joint=results(data.get("joint") or {}),
         )
+
+
+def _plain(value: Any) -> Any:
+    """``json_safe`` of a value that may hold dataclasses, as ``asdict`` would have turned them."""
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {str(k): _plain(v) for k, v in value.items()}
+    if kind is list:
+        return [_plain(v) for v in value]
+    if is_dataclass(kind):
+        names = _FIELDS.get(kind)
+        if names is None:
+            names = _FIELDS[kind] = tuple(f.name for f in fields(kind))
+        return {name: _plain(getattr(value, name)) for name in names}
+    return json_safe(value)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def json_safe(value: Any) -> Any:

@@ -83,3 +83,17 @@ def test_distributions_survive_the_json_round_trip_and_old_reports_still_load():
     assert DriftReport.from_dict(data) == report
     del data["distributions"]  # stored before the report carried distributions
     assert DriftReport.from_dict(data).distributions == {}
+
+
+def test_to_dict_is_json_safe_asdict_in_one_pass(frames):
+    from dataclasses import asdict
+
+    from monitor.drift.report import json_safe
+
+    reference, current = frames
+    for report in (score(fitted_detector(), batch("concept_drift", 60, seed=2)),
+                   DriftDetector().fit(reference).score(current)):
+        report.performance["nan_metric"] = float("nan")  # and a numpy scalar: both made plain
+        report.quality["numpy_count"] = np.int64(3)
+        assert report.to_dict() == json_safe(asdict(report))
+        assert json.dumps(report.to_dict(), allow_nan=False) == json.dumps(json_safe(asdict(report)))

@@ -113,3 +113,30 @@ def test_an_estimator_is_fitted_from_the_reference_window_its_profile_came_from(
     batch = make_batch("data_drift", ScenarioParams(rows=100, seed=5)).drop(columns=["y"])
     assert lazy.estimate(batch, model.predict(batch)) == eager.estimate(batch, model.predict(batch))
     engine.dispose()
+
+
+def test_a_labelled_batch_looks_for_another_process_s_estimator_every_few_seconds_not_every_push(
+        tmp_path, monkeypatch):
+    from monitor import estimators, reference
+
+    reads = []
+    load = estimators.load_estimator
+    monkeypatch.setattr(estimators, "load_estimator", lambda *a: reads.append(1) or load(*a))
+    model, registry, sessions, engine = _setup(tmp_path)
+    labelled_only = ProfileStore(registry, sessions)  # a worker that only ever sees labelled pushes
+    choice = labelled_only.resolve(model, {}, 0)
+    assert labelled_only.estimator(model, choice.key, choice.profile, fit=False) is None
+    assert len(reads) == 1
+    fitter = ProfileStore(registry, sessions)  # another worker: a push without labels fits one
+    fitted = fitter.estimator(model, choice.key, choice.profile, fit=True)
+    assert fitted is not None and _stored(sessions) == 1
+    reads.clear()
+    for _ in range(3):  # the answer of a moment ago, no database read per labelled push
+        assert labelled_only.estimator(model, choice.key, choice.profile, fit=False) is None
+    assert reads == []
+    monkeypatch.setattr(reference, "NONE_STORED_SECONDS", 0.0)  # ... until it is a few seconds old
+    found = labelled_only.estimator(model, choice.key, choice.profile, fit=False)
+    assert found is not None and len(reads) == 1
+    batch = make_batch("data_drift", ScenarioParams(rows=200, seed=5)).drop(columns=["y"])
+    assert found.estimate(batch, model.predict(batch)) == fitted.estimate(batch, model.predict(batch))
+    engine.dispose()

@@ -51,6 +51,9 @@ def test_numeric_and_categorical_predictions_are_identical(monkeypatch, max_cell
                     unseen = ["x", "y", "new"]
                     batch["k"] = pd.Categorical(rng.choice(unseen, n), categories=unseen)
                 assert np.array_equal(wrapped.predict(batch), model.predict(batch))
+                array = batch.to_numpy(dtype=np.float64) if not categories else None
+                if array is not None and wrapped.takes_array(array):  # several models, one conversion
+                    assert np.array_equal(wrapped.predict(array), model.predict(batch))
 
 
 def test_estimator_figures_unchanged_and_pickled_as_plain_models():
