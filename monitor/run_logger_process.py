@@ -10,7 +10,7 @@ the pushes never wait for it.
   each log due rows (claims are exclusive, monitor.monitoring_runs) and poll every
   ``MONITOR_RUN_LOGGER_POLL_SECONDS`` when none is due, at nice 5 (the request workers first when
   the cores are busy). While pushes keep arriving each thread logs at most one run per
-  ``YIELD_SECONDS`` (nice does not cover the tracking server's share of a run, twice the
+  ``PUSH_YIELD_SECONDS`` (nice does not cover the tracking server's share of a run, twice the
   logger's). SIGTERM: the run being logged is finished, then the process exits; rows left stay
   pending.
 - ``Supervisor`` is used by the gunicorn master (monitor/gunicorn_conf.py): it starts the process

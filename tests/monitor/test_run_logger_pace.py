@@ -54,7 +54,7 @@ def test_the_side_process_gives_way_while_pushes_queue_runs_at_most_the_yield_ti
     engine = make_engine(url)
     sessions = make_session_factory(engine)
     logger = RunLogger(sessions=sessions, registry=None)
-    monkeypatch.setattr(monitoring_runs, "YIELD_SECONDS", 0.3)
+    monkeypatch.setattr(monitoring_runs, "PUSH_YIELD_SECONDS", 0.3)
 
     def queued(source: str, age: float) -> None:
         with sessions.begin() as session:
