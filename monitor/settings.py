@@ -145,6 +145,7 @@ class MonitorSettings(BaseSettings):
     retrain: Literal["off", "subprocess", "webhook"] | None = Field(None, validation_alias="MONITOR_RETRAIN")
     retrain_webhook_url: SecretStr | None = Field(None, validation_alias="MONITOR_RETRAIN_WEBHOOK_URL")
     retrain_batches: int = Field(10, ge=1, le=1000, validation_alias="MONITOR_RETRAIN_BATCHES")
+    retrain_max_rows: int = Field(100_000, ge=1, le=100_000_000, validation_alias="MONITOR_RETRAIN_MAX_ROWS")
     retrain_with_reference: bool = Field(False, validation_alias="MONITOR_RETRAIN_WITH_REFERENCE")
     retrain_cooldown_seconds: float = Field(3600.0, ge=0, validation_alias="MONITOR_RETRAIN_COOLDOWN_SECONDS")
     retrain_timeout_seconds: float = Field(900.0, gt=0, validation_alias="MONITOR_RETRAIN_TIMEOUT_SECONDS")

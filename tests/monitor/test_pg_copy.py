@@ -60,3 +60,23 @@ def test_keep_rows_on_postgresql_reads_back_the_same_frame(sessions) -> None:
         pd.testing.assert_frame_equal(batches_frame(session, ids[:1]), frame)
         stored = session.scalars(sa.select(LabelledBatch)).first()
         assert pd.read_parquet(io.BytesIO(stored.data)).shape == frame.shape
+
+
+def test_a_batch_larger_than_the_cap_keeps_the_same_seeded_sample_of_its_rows(sessions) -> None:
+    rng = np.random.default_rng(6)
+    frame = pd.DataFrame({"x0": np.arange(5_000, dtype=float), "y": rng.normal(size=5_000)})
+    evaluation = type("E", (), {"model_name": "m", "model_version": "1", "id": 12, "batch_id": "b"})()
+    with sessions() as session, session.begin():
+        keep_rows(session, evaluation, frame, keep=5, max_rows=1_000)
+        keep_rows(session, evaluation, frame, keep=5, max_rows=1_000)  # the same batch again
+        keep_rows(session, evaluation, frame.iloc[:800], keep=5, max_rows=1_000)  # under the cap: all
+    with sessions() as session:
+        rows = session.scalars(sa.select(LabelledBatch).order_by(LabelledBatch.id)).all()
+        assert [r.n_rows for r in rows] == [1_000, 1_000, 800]
+        first, again, small = (batches_frame(session, [r.id]) for r in rows)
+    pd.testing.assert_frame_equal(first, again)  # seeded: the same rows every time
+    assert first["x0"].is_unique and first["x0"].is_monotonic_increasing  # distinct, in batch order
+    pd.testing.assert_frame_equal(first, frame.set_index("x0", drop=False).loc[first["x0"]]
+                                  .reset_index(drop=True))  # whole rows, labels with their inputs
+    assert 1_500 < first["x0"].mean() < 3_500  # spread over the batch, not its head
+    pd.testing.assert_frame_equal(small, frame.iloc[:800])
