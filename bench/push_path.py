@@ -111,7 +111,7 @@ def main() -> int:
                     label = f"{revision}/{kind}"
                     print(f"\n== {label} ({'working tree' if code == REPO else before_ref[:10]})", flush=True)
                     results += _run_revision(label, code, db_url, tracking.url, work, small,
-                                             None if args.skip_big or kind != "postgres" else big,
+                                             None if args.skip_big else big,
                                              args.pushes, tracking.process.proc.pid)
     finally:
         for url in databases:
