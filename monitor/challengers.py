@@ -109,6 +109,13 @@ class ChallengerScorer:
         tagged = str(tags.get(PROMOTION_TAG, "")).strip().lower()
         return tagged if tagged in POLICIES else self.settings.promotion_policy
 
+    def forget(self, name: str) -> None:
+        """Drop the model's remembered aliases: this process moved one (a retraining set a
+        challenger), so its next push reads them again instead of a listing up to
+        MONITOR_PUSH_ALIAS_MAX_AGE_SECONDS old (other processes see it within that age)."""
+        with self._lock:
+            self._seen.pop(name, None)
+
     def _aliases(self, name: str, recent_ok: bool,
                  listed: Listed | None = None) -> Listed:
         if listed is not None:

@@ -113,11 +113,12 @@ class ClosedLoop:
 def install(monitor: Any, alerts_runtime: Any = None, app: Any = None) -> ClosedLoop:
     """Build the loop for a monitor app and hook it into the evaluation service."""
     engine = getattr(alerts_runtime, "engine", None)
+    scorer = ChallengerScorer(monitor.settings, monitor.config, monitor.registry)
     loop = ClosedLoop(
-        scorer=ChallengerScorer(monitor.settings, monitor.config, monitor.registry),
+        scorer=scorer,
         executor=DecisionExecutor(monitor.sessions, monitor.registry, engine),
         requester=RetrainingRequester(monitor.settings, monitor.config),
-        launcher=RetrainingLauncher(monitor.settings, monitor.sessions, engine),
+        launcher=RetrainingLauncher(monitor.settings, monitor.sessions, engine, on_new_version=scorer.forget),
     )
     monitor.service.loop = loop
     if app is not None:

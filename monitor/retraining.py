@@ -162,10 +162,12 @@ class RetrainingRequester:
 
 
 class RetrainingLauncher:
-    def __init__(self, settings: MonitorSettings, sessions: sessionmaker, alert_engine: Any = None) -> None:
+    def __init__(self, settings: MonitorSettings, sessions: sessionmaker, alert_engine: Any = None,
+                 on_new_version: Any = None) -> None:
         self.settings = settings
         self.sessions = sessions
         self.alert_engine = alert_engine
+        self.on_new_version = on_new_version  # (model name): a job set its challenger alias
 
     def run_pending(self) -> int:
         """Run (or hand on) every requested retraining; expire jobs past their timeout."""
@@ -270,13 +272,17 @@ class RetrainingLauncher:
                 request.status, request.version, request.error = "succeeded", str(version), None
                 loop_alerts.resolve(session, self.alert_engine, "retraining_failed", request.model_name,
                                     f"retraining #{request_id} gave v{version}", now)
-                return
-            request.status, request.error = "failed", (error or "failed")[:2000]
-            loop_alerts.fire(session, self.alert_engine, "retraining_failed", request.model_name,
-                             request.champion_version,
-                             f"retraining #{request_id} of {request.model_name} failed; nothing moved: "
-                             f"{request.error}", {"request_id": str(request_id), "error": request.error},
-                             now)
+                model_name = request.model_name
+            else:
+                model_name = None
+                request.status, request.error = "failed", (error or "failed")[:2000]
+                loop_alerts.fire(session, self.alert_engine, "retraining_failed", request.model_name,
+                                 request.champion_version,
+                                 f"retraining #{request_id} of {request.model_name} failed; nothing moved: "
+                                 f"{request.error}", {"request_id": str(request_id), "error": request.error},
+                                 now)
+        if model_name is not None and self.on_new_version is not None:
+            self.on_new_version(model_name)  # after the commit: the challenger is scored from the next push
 
     def _expire(self) -> None:
         limit = utcnow() - timedelta(seconds=self.settings.retrain_timeout_seconds * 2)
