@@ -37,6 +37,7 @@ RESULTS = REPO / "bench" / "results" / "push_path.json"
 TOKEN = "bench-token-0123456789abcdef"
 BIG_ROWS, BIG_FEATURES = 1_000_000, 20
 EXTRA_ENV: dict[str, str] = {}
+BIG_LABELLED = True  # --big-unlabelled: the 1M push (and its warm-up) without the target column
 LOADS: list[tuple[int, int]] = []
 
 
@@ -75,15 +76,18 @@ def main() -> int:
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--revisions", default="before,after")
     parser.add_argument("--skip-big", action="store_true")
+    parser.add_argument("--big-unlabelled", action="store_true",
+                        help="push the 1M batch without its target (labels later: its rows are kept)")
     parser.add_argument("--results", default=str(RESULTS), help="where the JSON figures go")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra monitor setting, e.g. --env MONITOR_WORKERS=4 --env MONITOR_THREADS=1")
     parser.add_argument("--loads", default="1x100,1x10000,8x100,8x10000",
                         help="client x rows loads to run, in order")
     args = parser.parse_args()
-    global EXTRA_ENV, LOADS
+    global EXTRA_ENV, LOADS, BIG_LABELLED
     EXTRA_ENV = dict(item.split("=", 1) for item in args.env)
     LOADS = [tuple(int(x) for x in load.split("x")) for load in args.loads.split(",")]
+    BIG_LABELLED = not args.big_unlabelled
 
     import mlflow
 
@@ -276,7 +280,8 @@ def _big_push(url: str, model: str, master_pid: int, log_path: Path) -> dict:
     rng = np.random.default_rng(7)
     frame = pd.DataFrame(rng.uniform(0, 100, (BIG_ROWS, BIG_FEATURES)),
                          columns=[f"f{i}" for i in range(BIG_FEATURES)])
-    frame["y"] = frame["f0"] + rng.normal(0, 5, BIG_ROWS)
+    if BIG_LABELLED:
+        frame["y"] = frame["f0"] + rng.normal(0, 5, BIG_ROWS)
     buffer = io.BytesIO()
     frame.to_parquet(buffer)
     body = buffer.getvalue()
@@ -298,7 +303,8 @@ def _big_push(url: str, model: str, master_pid: int, log_path: Path) -> dict:
     seconds = time.perf_counter() - t0
     cpu = _cpu_seconds(workers) - cpu
     peak = max(_status_kb(pid)["VmHWM"] - base[pid] for pid in workers) * 1024
-    return {"rows": BIG_ROWS, "columns": BIG_FEATURES + 1, "body_mb": round(len(body) / 2**20, 1),
+    return {"rows": BIG_ROWS, "columns": BIG_FEATURES + int(BIG_LABELLED), "labelled": BIG_LABELLED,
+            "body_mb": round(len(body) / 2**20, 1),
             "status": status, "seconds": round(seconds, 2), "worker_cpu_seconds": round(cpu, 2),
             "load_average": round(os.getloadavg()[0], 1), "peak_extra_mb": round(peak / 2**20),
             "decoded_mb": round(decoded / 2**20), "peak_x_decoded": round(peak / decoded, 2)}
@@ -334,7 +340,8 @@ def _parquet_rows(model: str, rows: int) -> bytes:
     rng = np.random.default_rng(rows)
     columns = [f"f{i}" for i in range(BIG_FEATURES)]
     frame = pd.DataFrame(rng.uniform(0, 100, (rows, BIG_FEATURES)), columns=columns)
-    frame["y"] = frame["f0"]
+    if BIG_LABELLED:  # unlabelled warm-up pushes also fit the version's label-free estimator
+        frame["y"] = frame["f0"]
     buffer = io.BytesIO()
     frame.to_parquet(buffer)
     return buffer.getvalue()
@@ -457,7 +464,8 @@ def _print(results: list[dict]) -> None:
                   f"{r.get('tracking_cpu_ms_per_push', '-')} (load {r.get('load_average', '-')})")
     for r in results:
         if "body_mb" in r:
-            print(f"{r['run']:<18} 1,000,000 x 20 Parquet ({r['body_mb']} MB): status {r['status']}, "
+            kind = "" if r.get("labelled", True) else ", unlabelled"
+            print(f"{r['run']:<18} 1,000,000 x 20 Parquet ({r['body_mb']} MB{kind}): status {r['status']}, "
                   f"{r['seconds']} s (worker CPU {r.get('worker_cpu_seconds', '-')} s, load "
                   f"{r.get('load_average', '-')}), peak +{r['peak_extra_mb']} MB = {r['peak_x_decoded']}x "
                   f"the decoded batch ({r['decoded_mb']} MB)")

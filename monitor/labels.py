@@ -23,6 +23,7 @@ import hashlib
 import io
 import logging
 import math
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,12 +35,14 @@ from sqlalchemy.orm import Session
 from monitor.db import utcnow, write_lock
 from monitor.estimation import TrackRecord, judge, track_record
 from monitor.models import BatchLabels, Evaluation, MonitoringRun
+from monitor.pg_copy import copy_row
 
 log = logging.getLogger(__name__)
 PREDICTION = "__prediction__"
 PROBA = "__proba_{}__"
 ROW_ID = "__id__"
 TRACK_RECORD_BATCHES = 100  # the track record reads a model's last this many labelled batches
+IN_MEMORY_ROWS = 100_000  # larger batches' kept Parquet goes to a temporary file, not a second copy in RAM
 REALIZED = {"regression": ("mse", "mae"), "classification": ("accuracy", "macro_f1")}
 
 
@@ -53,7 +56,7 @@ class LabelsError(Exception):
 
 @dataclass
 class PendingBatch:
-    data: bytes
+    data: Any  # the Parquet, as a binary file object (BytesIO, or a temporary file for a large batch)
     n_rows: int
     id_column: str | None
     profile_key: str | None = None  # the reference in force at push (``ProfileStore.pinned``)
@@ -103,25 +106,32 @@ def _estimate(estimator: Any, frame: pd.DataFrame, predictions: np.ndarray, prob
     return estimator.estimate(frame, predictions)
 
 
-def _pending_frame(frame: pd.DataFrame, predictions: np.ndarray, proba: Any, ids: Any) -> bytes:
-    out = frame.copy()
+def _pending_frame(frame: pd.DataFrame, predictions: np.ndarray, proba: Any, ids: Any) -> Any:
+    out = frame.copy(deep=False)  # new columns on a shallow copy: the batch's own arrays, not a copy
     out[PREDICTION] = predictions if predictions.dtype.kind in "iufb" else predictions.astype(str)
     if proba is not None:
         for k in range(np.asarray(proba).shape[1]):
             out[PROBA.format(k)] = np.asarray(proba, dtype=float)[:, k]
     if ids is not None:
         out[ROW_ID] = ids.astype(str).to_numpy()
-    buffer = io.BytesIO()
+    big = len(out) > IN_MEMORY_ROWS  # open while the pending batch lives: closed when it is collected
+    buffer = tempfile.TemporaryFile() if big else io.BytesIO()  # noqa: SIM115
     out.to_parquet(buffer, index=False, compression="zstd")
-    return buffer.getvalue()
+    return buffer
 
 
 def keep_pending(session: Session, evaluation: Evaluation, pending: PendingBatch) -> None:
-    """In the evaluation's transaction: the rows its labels will complete."""
-    session.add(BatchLabels(evaluation_id=evaluation.id, model_name=evaluation.model_name,
-                            batch_id=evaluation.batch_id, id_column=pending.id_column, n_rows=pending.n_rows,
-                            data=pending.data, profile_key=pending.profile_key or None,
-                            drift_settings=pending.drift_settings, challengers=pending.challengers))
+    """In the evaluation's transaction: the rows its labels will complete. On PostgreSQL by binary COPY
+    (monitor/pg_copy.py): as a query parameter a 1M-row batch's Parquet cost a gigabyte and seconds."""
+    values = {"evaluation_id": evaluation.id, "model_name": evaluation.model_name,
+              "batch_id": evaluation.batch_id, "id_column": pending.id_column, "n_rows": pending.n_rows,
+              "profile_key": pending.profile_key or None, "drift_settings": pending.drift_settings,
+              "challengers": pending.challengers, "created_at": utcnow()}
+    if session.get_bind().dialect.name == "postgresql":
+        copy_row(session, BatchLabels.__table__, {**values, "data": pending.data})
+        return
+    pending.data.seek(0)  # read whole each time: a retried store reads it again
+    session.add(BatchLabels(**values, data=pending.data.read()))
 
 
 def realized_of(row: Evaluation) -> dict[str, Any]:

@@ -10,6 +10,7 @@ its transaction, and the columns left out get their defaults (the id) as with an
 from __future__ import annotations
 
 import io
+import json
 import struct
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -72,6 +73,8 @@ def _field(kind: sa.types.TypeEngine, value: Any) -> Iterator[bytes]:
         payload = struct.pack("!q", (value - _EPOCH) // _MICROSECOND)
     elif isinstance(kind, sa.String):
         payload = str(value).encode()
+    elif isinstance(kind, sa.JSON):  # PostgreSQL's json: its binary form is the text
+        payload = json.dumps(value).encode()
     else:
         raise TypeError(f"copy_row: no binary form for a {kind!r} column")
     yield struct.pack("!i", len(payload)) + payload

@@ -80,3 +80,34 @@ def test_a_batch_larger_than_the_cap_keeps_the_same_seeded_sample_of_its_rows(se
                                   .reset_index(drop=True))  # whole rows, labels with their inputs
     assert 1_500 < first["x0"].mean() < 3_500  # spread over the batch, not its head
     pd.testing.assert_frame_equal(small, frame.iloc[:800])
+
+
+def test_a_pending_batch_is_kept_by_copy_with_its_json_and_reads_back(sessions, monkeypatch) -> None:
+    from monitor import labels
+    from monitor.models import BatchLabels, Evaluation
+
+    monkeypatch.setattr(labels, "IN_MEMORY_ROWS", 100)  # this batch goes through a temporary file
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({"x0": rng.normal(size=300), "k": rng.choice(["a", "b"], 300)})
+    ids = pd.Series([f"row-{i}" for i in range(300)], name="rid")
+    pending = labels.PendingBatch(labels._pending_frame(frame, rng.normal(size=300), None, ids), 300, "rid",
+                                  profile_key="artifact:v1", drift_settings={"alpha": 0.05, "tests": ["ks"]},
+                                  challengers={"challenger": {"version": "3", "policy": "notify"}})
+    assert list(frame.columns) == ["x0", "k"]  # the batch itself is left as it was
+    assert not isinstance(pending.data, io.BytesIO)  # a file, not a second copy in memory
+    with sessions() as session, session.begin():
+        evaluation = Evaluation(model_name="m", model_version="1", batch_id="b-7", source="push", status="ok")
+        session.add(evaluation)
+        session.flush()
+        labels.keep_pending(session, evaluation, pending)
+        evaluation_id = evaluation.id
+    with sessions() as session:
+        [row] = session.scalars(sa.select(BatchLabels)).all()
+        assert (row.evaluation_id, row.batch_id, row.id_column, row.n_rows, row.profile_key) == \
+            (evaluation_id, "b-7", "rid", 300, "artifact:v1")
+        assert row.drift_settings == {"alpha": 0.05, "tests": ["ks"]}
+        assert row.challengers == {"challenger": {"version": "3", "policy": "notify"}}
+        assert row.created_at is not None and row.labels_digest is None and row.received_at is None
+        stored = pd.read_parquet(io.BytesIO(bytes(row.data)))
+    pd.testing.assert_frame_equal(stored[["x0", "k"]], frame)
+    assert stored[labels.ROW_ID].tolist() == ids.tolist() and labels.PREDICTION in stored
