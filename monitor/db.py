@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import os
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
@@ -70,6 +72,21 @@ def _ping_when_idle(engine: sa.Engine) -> None:
 
 def make_session_factory(engine: sa.Engine) -> sessionmaker:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def sqlite_write_blob(session: Any, table: str, column: str, rowid: int, data: Any,
+                      chunk: int = 4 * 1024 * 1024) -> None:
+    """Fill a row's BLOB from a binary file, a few MB at a time, in the session's transaction: bound
+    as a parameter, the whole file was read into one bytes object and copied again by sqlite3 (a 1M-row
+    batch's kept Parquet: 5.6x the batch at the peak)."""
+    size = data.seek(0, io.SEEK_END)
+    data.seek(0)
+    connection = session.connection()
+    connection.exec_driver_sql(f'UPDATE "{table}" SET "{column}" = zeroblob(?) WHERE rowid = ?',
+                               (size, rowid))
+    with connection.connection.driver_connection.blobopen(table, column, rowid) as blob:
+        while piece := data.read(chunk):
+            blob.write(piece)
 
 
 _SQLITE_WRITERS: dict[int, threading.Lock] = {}

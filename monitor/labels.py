@@ -32,7 +32,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from monitor.db import utcnow, write_lock
+from monitor.db import sqlite_write_blob, utcnow, write_lock
 from monitor.estimation import TrackRecord, judge, track_record
 from monitor.models import BatchLabels, Evaluation, MonitoringRun
 from monitor.pg_copy import copy_row
@@ -130,8 +130,10 @@ def keep_pending(session: Session, evaluation: Evaluation, pending: PendingBatch
     if session.get_bind().dialect.name == "postgresql":
         copy_row(session, BatchLabels.__table__, {**values, "data": pending.data})
         return
-    pending.data.seek(0)  # read whole each time: a retried store reads it again
-    session.add(BatchLabels(**values, data=pending.data.read()))
+    row = BatchLabels(**values, data=None)
+    session.add(row)
+    session.flush()
+    sqlite_write_blob(session, BatchLabels.__tablename__, "data", row.id, pending.data)
 
 
 def realized_of(row: Evaluation) -> dict[str, Any]:

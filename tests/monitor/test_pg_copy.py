@@ -82,11 +82,24 @@ def test_a_batch_larger_than_the_cap_keeps_the_same_seeded_sample_of_its_rows(se
     pd.testing.assert_frame_equal(small, frame.iloc[:800])
 
 
-def test_a_pending_batch_is_kept_by_copy_with_its_json_and_reads_back(sessions, monkeypatch) -> None:
-    from monitor import labels
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_a_pending_batch_is_kept_by_copy_with_its_json_and_reads_back(backend, monitor_db, tmp_path,
+                                                                      monkeypatch) -> None:
+    """PostgreSQL: binary COPY; SQLite: the BLOB filled in pieces (monitor.db.sqlite_write_blob)."""
+    from monitor import db, labels
+    from monitor.migrate import upgrade
     from monitor.models import BatchLabels, Evaluation
 
     monkeypatch.setattr(labels, "IN_MEMORY_ROWS", 100)  # this batch goes through a temporary file
+    url = monitor_db
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/monitor.db"
+        upgrade(url)
+        write_blob = db.sqlite_write_blob
+        monkeypatch.setattr(labels, "sqlite_write_blob",
+                            lambda *a: write_blob(*a, chunk=1000))  # several pieces
+    engine = db.make_engine(url)
+    sessions = sessionmaker(engine)
     rng = np.random.default_rng(7)
     frame = pd.DataFrame({"x0": rng.normal(size=300), "k": rng.choice(["a", "b"], 300)})
     ids = pd.Series([f"row-{i}" for i in range(300)], name="rid")
@@ -111,3 +124,4 @@ def test_a_pending_batch_is_kept_by_copy_with_its_json_and_reads_back(sessions, 
         stored = pd.read_parquet(io.BytesIO(bytes(row.data)))
     pd.testing.assert_frame_equal(stored[["x0", "k"]], frame)
     assert stored[labels.ROW_ID].tolist() == ids.tolist() and labels.PREDICTION in stored
+    engine.dispose()
