@@ -119,6 +119,7 @@ def test_a_labelled_batch_looks_for_another_process_s_estimator_every_few_second
         tmp_path, monkeypatch):
     from monitor import estimators, reference
 
+    monkeypatch.setattr(reference, "NONE_STORED_SECONDS", 3600.0)  # the fit below may take seconds
     reads = []
     load = estimators.load_estimator
     monkeypatch.setattr(estimators, "load_estimator", lambda *a: reads.append(1) or load(*a))
