@@ -19,6 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
+from monitor.pg_copy import copy_row
+
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict: sa.JSON, list: sa.JSON}
@@ -72,6 +74,20 @@ def _ping_when_idle(engine: sa.Engine) -> None:
 
 def make_session_factory(engine: sa.Engine) -> sessionmaker:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def insert_with_file(session: Any, model: Any, values: dict[str, Any], column: str, data: Any) -> None:
+    """Insert one ``model`` row whose ``column`` is the whole of the binary file ``data`` (a large
+    Parquet), in the session's transaction, without the file ever being one bytes object: binary COPY
+    on PostgreSQL (monitor/pg_copy.py), SQLite's BLOB filled in pieces otherwise. Reads the file from
+    its start each time, so a retried transaction can call it again."""
+    if session.get_bind().dialect.name == "postgresql":
+        copy_row(session, model.__table__, {**values, column: data})
+        return
+    row = model(**values, **{column: b""})
+    session.add(row)
+    session.flush()
+    sqlite_write_blob(session, model.__tablename__, column, row.id, data)
 
 
 def sqlite_write_blob(session: Any, table: str, column: str, rowid: int, data: Any,

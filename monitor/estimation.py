@@ -54,6 +54,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitor.tree_predict import as_array_for
+
 CONFIDENCE = 0.90
 Z = 1.6448536269514722  # scipy.stats.norm.ppf(0.95): two-sided 90 %
 MIN_ROWS = 40  # fewer labelled reference rows: no estimator (the estimate would be noise)
@@ -114,8 +116,6 @@ class LossModel:
         second is zero and the first is the exact sum."""
         m = len(design)
         n = max(int(total or m), m)
-        from monitor.tree_predict import as_array_for
-
         design = as_array_for([*self.folds, self.scatter], design)  # checked and converted once
         per_row = np.array([np.clip(model.predict(design), 0.0, None) for model in self.folds])
         theta = per_row.mean(axis=1)

@@ -32,10 +32,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from monitor.db import sqlite_write_blob, utcnow, write_lock
+from monitor.db import insert_with_file, utcnow, write_lock
 from monitor.estimation import TrackRecord, judge, track_record
 from monitor.models import BatchLabels, Evaluation, MonitoringRun
-from monitor.pg_copy import copy_row
 
 log = logging.getLogger(__name__)
 PREDICTION = "__prediction__"
@@ -121,19 +120,13 @@ def _pending_frame(frame: pd.DataFrame, predictions: np.ndarray, proba: Any, ids
 
 
 def keep_pending(session: Session, evaluation: Evaluation, pending: PendingBatch) -> None:
-    """In the evaluation's transaction: the rows its labels will complete. On PostgreSQL by binary COPY
-    (monitor/pg_copy.py): as a query parameter a 1M-row batch's Parquet cost a gigabyte and seconds."""
+    """In the evaluation's transaction: the rows its labels will complete (as a query parameter a
+    1M-row batch's Parquet cost a gigabyte and seconds: ``insert_with_file``)."""
     values = {"evaluation_id": evaluation.id, "model_name": evaluation.model_name,
               "batch_id": evaluation.batch_id, "id_column": pending.id_column, "n_rows": pending.n_rows,
               "profile_key": pending.profile_key or None, "drift_settings": pending.drift_settings,
               "challengers": pending.challengers, "created_at": utcnow()}
-    if session.get_bind().dialect.name == "postgresql":
-        copy_row(session, BatchLabels.__table__, {**values, "data": pending.data})
-        return
-    row = BatchLabels(**values, data=None)
-    session.add(row)
-    session.flush()
-    sqlite_write_blob(session, BatchLabels.__tablename__, "data", row.id, pending.data)
+    insert_with_file(session, BatchLabels, values, "data", pending.data)
 
 
 def realized_of(row: Evaluation) -> dict[str, Any]:

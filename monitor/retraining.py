@@ -38,10 +38,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import loop_alerts
-from monitor.db import utcnow
+from monitor.db import insert_with_file, utcnow
 from monitor.loop_models import ChallengerTest, LabelledBatch, RetrainingRequest
 from monitor.models import Evaluation
-from monitor.pg_copy import copy_row
 from monitor.settings import MonitorConfig, MonitorSettings
 
 log = logging.getLogger(__name__)
@@ -61,13 +60,8 @@ def keep_rows(session: Session, evaluation: Evaluation, frame: pd.DataFrame, kee
         # (then falling back) was 40% of the write.
         frame.to_parquet(parquet, index=False, use_dictionary=[
             str(c) for c in frame.columns if not pd.api.types.is_float_dtype(frame[c])])
-        if session.get_bind().dialect.name == "postgresql":
-            # As a query parameter a large file cost 1 GB and 5 s more (monitor/pg_copy.py).
-            copy_row(session, LabelledBatch.__table__, {**values, "data": parquet})
-        else:
-            parquet.seek(0)
-            session.add(LabelledBatch(**values, data=parquet.read()))
-            session.flush()
+        # As a query parameter a large file cost 1 GB and 5 s more (monitor/pg_copy.py).
+        insert_with_file(session, LabelledBatch, values, "data", parquet)
     name = evaluation.model_name
     old = set(session.scalars(sa.select(LabelledBatch.id).where(LabelledBatch.model_name == name)
                               .order_by(LabelledBatch.id.desc()).offset(keep)))

@@ -96,7 +96,7 @@ def test_a_pending_batch_is_kept_by_copy_with_its_json_and_reads_back(backend, m
         url = f"sqlite:///{tmp_path}/monitor.db"
         upgrade(url)
         write_blob = db.sqlite_write_blob
-        monkeypatch.setattr(labels, "sqlite_write_blob",
+        monkeypatch.setattr(db, "sqlite_write_blob",
                             lambda *a: write_blob(*a, chunk=1000))  # several pieces
     engine = db.make_engine(url)
     sessions = sessionmaker(engine)
