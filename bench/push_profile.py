@@ -38,6 +38,8 @@ def main() -> int:
                         help="pushes before the measured ones (a model with a long history: 1000+)")
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--profile", action="store_true", help="cProfile the pushes (slower)")
+    parser.add_argument("--statements", action="store_true",
+                        help="print the SQL statements of one push (after the warm ones)")
     parser.add_argument("--results", default=str(REPO / "bench" / "results" / "push_profile.json"))
     args = parser.parse_args()
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -97,6 +99,8 @@ def _measure(kind: str, db_url: str, tracking_url: str, model: str, body: bytes,
     try:
         for _ in range(args.warm_pushes):
             push()
+        if args.statements:
+            _print_statements(app, push, kind)
         profiler = cProfile.Profile() if args.profile else None
         load = os.getloadavg()[0]
         cpu, wall = time.process_time(), time.perf_counter()
@@ -121,6 +125,26 @@ def _measure(kind: str, db_url: str, tracking_url: str, model: str, body: bytes,
     finally:
         app.extensions["driftline"].close()
     return figures
+
+
+def _print_statements(app, push, kind: str) -> None:  # noqa: ANN001 - Flask app, a callable
+    """Every statement one push sends to the database, in order (what a round trip costs)."""
+    import sqlalchemy as sa
+
+    engine = app.extensions["driftline"].service.sessions.kw["bind"]
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+        seen.append(("executemany " if executemany else "") + " ".join(statement.split())[:160])
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        push()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    print(f"-- {kind}: {len(seen)} statements in one push", flush=True)
+    for statement in seen:
+        print("   " + statement, flush=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from typing import Any
 
 import pandas as pd
 
+from monitor.columns import select_columns
+
 log = logging.getLogger(__name__)
 
 EXPERIMENT = "monitoring"
@@ -90,12 +92,15 @@ class LoadedModel:
     datasets: list[RunDataset] = field(default_factory=list)
 
     def predict(self, frame: pd.DataFrame) -> Any:
-        return self.pyfunc.predict(frame[[c.name for c in self.inputs]] if self.inputs else frame)
+        return self.pyfunc.predict(self._inputs_of(frame))
 
     def predict_proba(self, frame: pd.DataFrame) -> Any:
         if self.proba is None:
             return None
-        return self.proba(frame[[c.name for c in self.inputs]] if self.inputs else frame)
+        return self.proba(self._inputs_of(frame))
+
+    def _inputs_of(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return select_columns(frame, [c.name for c in self.inputs]) if self.inputs else frame
 
 
 def configure_client_env() -> None:

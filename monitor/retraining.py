@@ -108,11 +108,7 @@ class RetrainingRequester:
     def __call__(self, session: Session, evaluation: Evaluation, frame: pd.DataFrame | None = None) -> None:
         if evaluation.status != "ok" or not self.enabled(evaluation.model_name):
             return
-        from monitor.alerts.models import Alert
-
-        alert = session.scalars(sa.select(Alert).where(
-            Alert.model_name == evaluation.model_name, Alert.model_version == evaluation.model_version,
-            Alert.alertname.in_(TRIGGERS), Alert.state == "firing").order_by(Alert.id)).first()
+        alert = _firing_trigger(session, evaluation)
         if alert is None:
             return
         if frame is not None:
@@ -153,6 +149,22 @@ class RetrainingRequester:
             return  # another worker opened the model's request first
         log.info("%s: retraining requested (%s since evaluation #%s, %d batches)", name, alert.alertname,
                  since, len(ids))
+
+
+def _firing_trigger(session: Session, evaluation: Evaluation) -> Any:
+    """The first firing alert of ``TRIGGERS`` for the evaluation's model version: from what the alert
+    engine decided earlier in this transaction when it judged every trigger rule (a labelled batch),
+    else read (one SELECT on the push path saved)."""
+    from monitor.alerts.engine import DECIDED
+    from monitor.alerts.models import Alert
+
+    decided = session.info.get(DECIDED, {}).get(evaluation.id)
+    if decided is not None and all(name in decided for name in TRIGGERS):
+        firing = [a for name in TRIGGERS if (a := decided[name]) is not None and a.state == "firing"]
+        return min(firing, key=lambda a: a.id) if firing else None
+    return session.scalars(sa.select(Alert).where(
+        Alert.model_name == evaluation.model_name, Alert.model_version == evaluation.model_version,
+        Alert.alertname.in_(TRIGGERS), Alert.state == "firing").order_by(Alert.id)).first()
 
 
 class RetrainingLauncher:

@@ -38,6 +38,10 @@ from monitor.db import utcnow
 log = logging.getLogger("monitor.alerts")
 # session.info key: outbox rows added in the session's current transaction (read after its commit).
 OUTBOX_MARK = "driftline.alerts.outbox_rows"
+# session.info key: {evaluation id: {alertname: its alert row after this evaluation, or None when the
+# rule has none}} for the rules the evaluation had an opinion on. Later listeners in the transaction
+# (the retraining requester) read it instead of selecting the rows again.
+DECIDED = "driftline.alerts.decided"
 
 
 def mark_outbox(session: Session, count: int) -> None:
@@ -107,8 +111,9 @@ class AlertEngine:
                 silences.append(active_silences(session, now))
             return silences[0]
 
-        for fp, signal in wanted.items():
-            self._apply(session, evaluation, signal, fp, mine.get(fp), active, now)
+        decided = {signal.alertname: self._apply(session, evaluation, signal, fp, mine.get(fp), active, now)
+                   for fp, signal in wanted.items()}
+        session.info.setdefault(DECIDED, {})[evaluation.id] = decided
 
     def __call__(self, session: Session, evaluation: EvaluationLike) -> None:
         self.on_evaluation(session, evaluation)
@@ -171,10 +176,11 @@ class AlertEngine:
         return session.scalars(stmt).first()
 
     def _apply(self, session: Session, ev: EvaluationLike, signal: Signal, fp: str, alert: Alert | None,
-               silences: Callable[[], Sequence[Silence]], now: datetime) -> None:
+               silences: Callable[[], Sequence[Silence]], now: datetime) -> Alert | None:
+        """The signal applied to the rule's alert row (created when it first goes bad); that row."""
         if alert is None:
             if not signal.bad:
-                return  # nothing to remember about a clean rule that never went bad
+                return None  # nothing to remember about a clean rule that never went bad
             labels = alert_labels(signal.alertname, ev.model_name, str(ev.model_version))
             alert = Alert(fingerprint=fp, alertname=signal.alertname, model_name=ev.model_name,
                           model_version=str(ev.model_version), severity=signal.severity, labels=labels,
@@ -208,6 +214,7 @@ class AlertEngine:
         elif firing_notice_due(alert, now, self.config.lifecycle, silenced=False) \
                 and not self._silenced(alert, silences(), now):
             self.enqueue(session, alert, "firing", now, ev.id)
+        return alert
 
     def _supersede_other_versions(self, session: Session, ev: EvaluationLike, now: datetime,
                                   alerts: Sequence[Alert]) -> None:
