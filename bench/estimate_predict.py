@@ -1,6 +1,5 @@
-"""The label-free estimate's boosted trees (cross-fitted folds and scatter) on a 100-row batch:
-scikit-learn's predict against monitor/tree_predict.py one by one and together (bit-identical), CPU
-per call (``time.process_time``), one thread; then the whole estimate.
+"""The label-free estimate's boosted trees (cross-fitted folds and scatter) on a 100-row batch: scikit-learn's predict against
+monitor/tree_predict.py (bit-identical), CPU per call (``time.process_time``), one thread.
 
     .venv/bin/python bench/estimate_predict.py [--rows 100]
 """
@@ -27,7 +26,7 @@ def main() -> int:
     from threadpoolctl import threadpool_limits
 
     from monitor.estimation import fit_regression_estimator
-    from monitor.tree_predict import FastRegressor, predict_together, speed_up
+    from monitor.tree_predict import FastRegressor, speed_up
 
     out = {"rows": args.rows, "load_average": round(os.getloadavg()[0], 1), "models": []}
     with threadpool_limits(1):
@@ -38,8 +37,7 @@ def main() -> int:
         batch = pd.DataFrame({"x0": rng.uniform(0, 100, args.rows), "x1": rng.uniform(0, 100, args.rows)})
         design = estimator.design(batch, batch["x0"].to_numpy())
         for name, loss_model in estimator.losses.items():
-            parts = [(f"fold{i}", m) for i, m in enumerate(loss_model.folds)]
-            parts.append(("scatter", loss_model.scatter))
+            parts = [(f"fold{i}", m) for i, m in enumerate(loss_model.folds)] + [("scatter", loss_model.scatter)]
             for part, model in parts:
                 started = time.process_time()
                 fast = FastRegressor(model)
@@ -54,16 +52,9 @@ def main() -> int:
                 out["models"].append({"model": f"{name}.{part}", "build_ms": round(1000 * built, 1),
                                       "cpu_ms_per_predict": timings})
                 print(json.dumps(out["models"][-1]), flush=True)
-        quick = [FastRegressor(m) for loss in estimator.losses.values() for m in [*loss.folds, loss.scatter]]
-        predict_together(quick, design)  # builds the fused tables once (kept with the models)
-        started = time.process_time()
-        for _ in range(args.repeats):
-            predict_together(quick, design)
-        out["together_cpu_ms"] = round(1000 * (time.process_time() - started) / args.repeats, 3)
         # The whole estimate as a push pays it (design, every loss model, the interval), served
         # estimators being sped up (monitor.tree_predict.speed_up) at load.
         speed_up(estimator)
-        estimator.estimate(batch, batch["x0"].to_numpy())
         started = time.process_time()
         for _ in range(args.repeats):
             estimator.estimate(batch, batch["x0"].to_numpy())
@@ -71,8 +62,7 @@ def main() -> int:
     total = {k: round(sum(m["cpu_ms_per_predict"][k] for m in out["models"]), 2)
              for k in ("sklearn", "driftline")}
     print(f"the estimate's {len(out['models'])} predictions per push: sklearn {total['sklearn']} ms, "
-          f"Driftline {total['driftline']} ms CPU one by one, {out['together_cpu_ms']} ms together; "
-          f"the whole estimate {out['estimate_cpu_ms']} ms "
+          f"Driftline {total['driftline']} ms CPU; the whole estimate {out['estimate_cpu_ms']} ms "
           f"(load {out['load_average']})")
     return 0
 

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.tree_predict import predict_together
+from monitor.tree_predict import as_array_for
 
 CONFIDENCE = 0.90
 Z = 1.6448536269514722  # scipy.stats.norm.ppf(0.95): two-sided 90 %
@@ -116,11 +116,11 @@ class LossModel:
         second is zero and the first is the exact sum."""
         m = len(design)
         n = max(int(total or m), m)
-        predicted = predict_together([*self.folds, self.scatter], design)  # one pass when sped up
-        per_row = np.clip(predicted[:-1], 0.0, None)
+        design = as_array_for([*self.folds, self.scatter], design)  # checked and converted once
+        per_row = np.array([np.clip(model.predict(design), 0.0, None) for model in self.folds])
         theta = per_row.mean(axis=1)
         estimate = float(theta.mean())
-        variance = np.clip(predicted[-1], VARIANCE_FLOOR, None)
+        variance = np.clip(self.scatter.predict(design), VARIANCE_FLOOR, None)
         sampling_var = float(np.sum(variance)) / (n * m)
         if m < n and m > 1:
             sampling_var += (1.0 - m / n) * float(np.var(per_row.mean(axis=0), ddof=1)) / m

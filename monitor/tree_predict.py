@@ -9,9 +9,6 @@ the leaves are added tree after tree in scikit-learn's order, so every predictio
 to ``model.predict`` (checked by tests/monitor/test_tree_predict.py on numeric, missing and
 categorical inputs).
 
-``predict_together(models, X)`` predicts several wrapped models of one design in one pass (the
-estimate's eighteen loss models: a third of the time of one by one), equally bit-identical.
-
 ``fast(model)`` wraps a fitted regressor; anything it does not cover (another estimator, a frame
 whose columns differ from the fit's) goes to the model's own ``predict``. The wrapper pickles as
 the plain model, so persisted estimators (monitor/estimators.py) keep their format.
@@ -19,7 +16,6 @@ the plain model, so persisted estimators (monitor/estimators.py) keep their form
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import numpy as np
@@ -284,91 +280,10 @@ def as_array_for(models: list[Any], X: Any) -> Any:
     return array if all(m.takes_array(array) for m in models) else X
 
 
-def predict_together(models: list[Any], X: Any) -> np.ndarray:
-    """``np.array([m.predict(X) for m in models])``, bit for bit, in one pass when every model is a
-    table-backed ``FastRegressor`` of the same columns and tree count (the estimate's 18 loss models):
-    one binary search per feature, one gather of all models' trees and one sum instead of eighteen
-    of each. Anything else, and one-row batches, predict model by model."""
-    X = as_array_for(models, X)
-    if isinstance(X, np.ndarray) and X.shape[0] >= 2:
-        together = _together_for(models)
-        if together is not None:
-            return together.predict(X)
-    return np.array([m.predict(X) for m in models])
-
-
-_TOGETHER: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
-
-
-def _together_for(models: list[Any]) -> _Together | None:
-    """The fused tables of ``models``, built once and kept while the first of them lives."""
-    first = models[0]
-    cached = _TOGETHER.get(first)
-    if cached is not None and len(cached[0]) == len(models) and all(
-            a is b for a, b in zip(cached[0], models, strict=True)):
-        return cached[1]
-    fusable = all(isinstance(m, FastRegressor) and m.table is not None and m.names == first.names
-                  and len(m.roots) == len(first.roots) for m in models)
-    together = _Together(models) if fusable else None
-    _TOGETHER[first] = (tuple(models), together)
-    return together
-
-
-class _Together:
-    """Several ``FastRegressor`` tables over one global grid: per feature, the union of every model's
-    cut points, and for each tree the offset of its cell that a global bin adds (rows: global bins,
-    columns: all trees, so a batch's gather copies whole rows)."""
-
-    def __init__(self, models: list[FastRegressor]) -> None:
-        self.count, self.trees = len(models), len(models[0].roots)
-        width = len(models[0].table[2])
-        bases = np.cumsum([0] + [m.table[3].size for m in models[:-1]])
-        self.offsets = np.concatenate([m.table[0] + base for m, base in zip(models, bases, strict=True)])
-        self.values = np.concatenate([m.table[3] for m in models])
-        self.baselines = np.array([m.baseline for m in models], dtype=np.float64)
-        self.features = []  # (feature, global cuts, (global bins + 2, all trees) offsets)
-        for f in range(width):
-            owns = [m.table[2][f] for m in models]
-            if not any(len(own) for own in owns):
-                continue  # no tree of any model splits on it: its bin adds nothing
-            cuts = np.unique(np.concatenate(owns))
-            reps = np.append(cuts, np.inf)
-            per_model = []
-            for m, own in zip(models, owns, strict=True):
-                own_bin = np.append(np.searchsorted(own, reps, side="left"), len(own) + 1)  # then missing
-                per_model.append(m.table[1][f].take(own_bin, axis=1))
-            self.features.append((f, cuts, np.ascontiguousarray(np.concatenate(per_model).T)))
-
-    def predict(self, data: np.ndarray) -> np.ndarray:
-        rows = max(2, BLOCK_ROWS * 150 // len(self.offsets))  # the working arrays stay a few MB
-        blocks = [self._block(data[start:start + rows]) for start in range(0, len(data), rows)]
-        if len(blocks) > 1 and blocks[-1].shape[1] < 2:  # a last single row: summed as one row is
-            blocks[-1] = self._block(data[-2:])[:, 1:]
-        return np.concatenate(blocks, axis=1)
-
-    def _block(self, data: np.ndarray) -> np.ndarray:
-        n = data.shape[0]
-        cell = np.empty((n, len(self.offsets)), dtype=np.intp)
-        cell[:] = self.offsets
-        for f, cuts, table in self.features:
-            column = data[:, f]
-            code = np.searchsorted(cuts, column, side="left")
-            code[np.isnan(column)] = len(cuts) + 1
-            cell += table.take(code, axis=0)
-        # (models, 1 + trees, rows): 0 + baseline, then each tree's leaf, added down axis 1 in tree
-        # order as scikit-learn adds them (the rows axis is the contiguous one: no pairwise sums).
-        stacked = np.empty((self.count, self.trees + 1, n), dtype=np.float64)
-        stacked[:, 0, :] = 0.0
-        stacked[:, 0, :] += self.baselines[:, None]
-        stacked[:, 1:, :] = self.values.take(cell.T).reshape(self.count, self.trees, n)
-        return np.add.reduce(stacked, axis=1)
-
-
 def speed_up(estimator: Any) -> Any:
     """Wrap the boosted loss models of a label-free regression estimator in place (a no-op for
-    others), their fused tables built now rather than in the first push; returns it."""
+    others); returns it."""
     for loss_model in (getattr(estimator, "losses", None) or {}).values():
         loss_model.folds = [fast(model) for model in loss_model.folds]  # the cross-fitted loss models
         loss_model.scatter = fast(loss_model.scatter)
-        _together_for([*loss_model.folds, loss_model.scatter])
     return estimator

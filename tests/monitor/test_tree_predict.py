@@ -10,9 +10,8 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
-from monitor import tree_predict
 from monitor.estimation import fit_regression_estimator
-from monitor.tree_predict import FastRegressor, fast, predict_together, speed_up
+from monitor.tree_predict import FastRegressor, fast, speed_up
 
 
 @pytest.fixture(autouse=True)
@@ -71,24 +70,3 @@ def test_estimator_figures_unchanged_and_pickled_as_plain_models():
     again = pickle.loads(pickle.dumps(quick))  # what monitor/estimators.py would store
     assert all(isinstance(f, HistGradientBoostingRegressor)
                for m in again.losses.values() for f in [*m.folds, m.scatter])
-
-
-@pytest.mark.parametrize("max_cells", [FastRegressor.MAX_CELLS, 0])  # fused tables, then model by model
-def test_predicting_the_loss_models_together_is_identical(monkeypatch, max_cells):
-    rng = np.random.default_rng(11)
-    reference = pd.DataFrame({"x0": rng.uniform(0, 100, 800), "x1": rng.uniform(0, 100, 800)})
-    labels = reference["x0"] + rng.normal(0, 1 + reference["x1"] / 20)
-    estimator = fit_regression_estimator(reference, ["x0", "x1"], reference["x0"].to_numpy(), labels)
-    plain = [m for loss in estimator.losses.values() for m in [*loss.folds, loss.scatter]]
-    monkeypatch.setattr(FastRegressor, "MAX_CELLS", max_cells)
-    quick = [fast(m) for m in plain]
-    assert all((m.table is not None) == (max_cells > 0) for m in quick)
-    assert (tree_predict._together_for(quick) is not None) == (max_cells > 0)  # the fused pass is tested
-    rows_per_block = max(2, tree_predict.BLOCK_ROWS * 150 // sum(len(m.roots) for m in quick))
-    for n in (1, 2, 7, 100, rows_per_block + 1, rows_per_block + 2, 3000):  # +1: a last one-row block
-        batch = pd.DataFrame({"x0": rng.uniform(-50, 150, n), "x1": rng.uniform(0, 100, n)})
-        batch.loc[batch.index[: n // 4], "x1"] = np.nan
-        design = estimator.design(batch, batch["x0"].to_numpy())
-        want = np.array([m.predict(design) for m in plain])
-        assert np.array_equal(predict_together(quick, design), want), n
-        assert np.array_equal(predict_together(plain, design), want), n  # not sped up: each its own
