@@ -1,5 +1,6 @@
-"""The label-free estimate's boosted trees (cross-fitted folds and scatter) on a 100-row batch: scikit-learn's predict against
-monitor/tree_predict.py (bit-identical), CPU per call (``time.process_time``), one thread.
+"""The label-free estimate's boosted trees (cross-fitted folds and scatter) on a 100-row batch:
+scikit-learn's predict against monitor/tree_predict.py (bit-identical), CPU per call
+(``time.process_time``), one thread; then the whole estimate.
 
     .venv/bin/python bench/estimate_predict.py [--rows 100]
 """
@@ -37,7 +38,8 @@ def main() -> int:
         batch = pd.DataFrame({"x0": rng.uniform(0, 100, args.rows), "x1": rng.uniform(0, 100, args.rows)})
         design = estimator.design(batch, batch["x0"].to_numpy())
         for name, loss_model in estimator.losses.items():
-            parts = [(f"fold{i}", m) for i, m in enumerate(loss_model.folds)] + [("scatter", loss_model.scatter)]
+            parts = [(f"fold{i}", m) for i, m in enumerate(loss_model.folds)]
+            parts.append(("scatter", loss_model.scatter))
             for part, model in parts:
                 started = time.process_time()
                 fast = FastRegressor(model)
@@ -55,6 +57,7 @@ def main() -> int:
         # The whole estimate as a push pays it (design, every loss model, the interval), served
         # estimators being sped up (monitor.tree_predict.speed_up) at load.
         speed_up(estimator)
+        estimator.estimate(batch, batch["x0"].to_numpy())  # warm
         started = time.process_time()
         for _ in range(args.repeats):
             estimator.estimate(batch, batch["x0"].to_numpy())
