@@ -117,7 +117,7 @@ class EvaluationService:
                          batch_id=batch.batch_id, source=batch.source, scenario=batch.scenario,
                          drifted_features=[], report={}, started_at=started, batch_digest=batch.digest,
                          n_rows=int(len(batch.frame)) if batch.frame is not None else None)
-        features: list[FeatureResult] = []
+        features: list[dict[str, Any]] = []  # FeatureResult rows, as their as_dict forms
         transient = False
         run_payload: dict[str, Any] | None = None
         window_frame = None
@@ -361,7 +361,7 @@ class EvaluationService:
                 return None, True
             return _duplicate_of(row, digest), True
 
-    def _store(self, row: Evaluation, features: list[FeatureResult], batch: Batch,
+    def _store(self, row: Evaluation, features: list[dict[str, Any]], batch: Batch,
                run_payload: dict[str, Any] | None = None, window_frame: Any = None,
                fresh: bool = False, loop_work: Any = None, pending: Any = None) -> Outcome:
         """Insert (or replace a failed attempt), run listeners, commit — all in one transaction.
@@ -373,7 +373,7 @@ class EvaluationService:
         without looking (the unique key still catches a concurrent insert)."""
         for attempt in range(STORE_ATTEMPTS):
             try:
-                return self._store_once(_copy_evaluation(row), [_copy_feature(f) for f in features], batch,
+                return self._store_once(_copy_evaluation(row), features, batch,
                                         run_payload, window_frame, fresh and attempt == 0, loop_work,
                                         pending)
             except IntegrityError:
@@ -386,7 +386,7 @@ class EvaluationService:
                          row.batch_id)
         raise AssertionError("not reached")
 
-    def _store_once(self, row: Evaluation, features: list[FeatureResult], batch: Batch,
+    def _store_once(self, row: Evaluation, features: list[dict[str, Any]], batch: Batch,
                     run_payload: dict[str, Any] | None, window_frame: Any, fresh: bool,
                     loop_work: Any = None, pending: Any = None) -> Outcome:
         with write_lock(self.sessions), self.sessions() as session, session.begin():
@@ -398,17 +398,14 @@ class EvaluationService:
                 target = previous  # a retry of a failed batch replaces the failure in place
                 for name in REPLACED_ON_RETRY:
                     setattr(target, name, getattr(row, name))
-                target.features.clear()
-                target.features.extend(features)
-                session.flush()
-                feature_results = None
+                target.features.clear()  # the failure's rows, deleted at the flush
             else:
                 target = row
                 session.add(target)
-                session.flush()
-                # The feature rows of a new evaluation in one Core INSERT, without the ORM's unit of
-                # work and RETURNING of their ids (on SQLite a statement per row): a fifth of the store.
-                feature_results = _insert_features(session, target.id, features)
+            session.flush()
+            # The feature rows in one Core INSERT, without the ORM's unit of work and RETURNING of
+            # their ids (on SQLite a statement per row): a fifth of the store.
+            _insert_features(session, target.id, features)
             processed = batch.meta.get("processed_object")
             if processed and target.status != "failed":
                 # The inbox file counts as done only with a finished evaluation, in the same commit.
@@ -428,10 +425,7 @@ class EvaluationService:
             for listener in self.listeners:
                 listener(session, target)
             session.flush()
-            if feature_results is None:
-                return Outcome(target.id, target.status, target.full())
-            return Outcome(target.id, target.status,
-                           {**target.summary(), "report": target.report, "feature_results": feature_results})
+            return Outcome(target.id, target.status, target.full(feature_results=features))
 
     # --- reads for the API ------------------------------------------------------------------------
     def get(self, evaluation_id: int) -> dict[str, Any] | None:
@@ -458,23 +452,16 @@ def _in_chunks(predict: Callable[[Any], Any], inputs: Any, flat: bool = True) ->
     return None if parts[0] is None else np.concatenate(parts)
 
 
-def _insert_features(session: Session, evaluation_id: int, features: list[FeatureResult]) -> list[dict]:
-    """Insert ``features`` as rows of evaluation ``evaluation_id``; their ``as_dict`` forms, in order
-    (the order their ids give when the evaluation is read back)."""
-    rows = [f.as_dict() for f in features]  # the columns but the keys
-    if rows:
+def _insert_features(session: Session, evaluation_id: int, features: list[dict[str, Any]]) -> None:
+    """Insert ``features`` (``FeatureResult.as_dict`` forms) as rows of evaluation ``evaluation_id``,
+    in order (the order their ids give when the evaluation is read back)."""
+    if features:
         session.execute(sa.insert(FeatureResult.__table__),
-                        [{"evaluation_id": evaluation_id, **r} for r in rows])
-    return rows
+                        [{"evaluation_id": evaluation_id, **f} for f in features])
 
 
 def _copy_evaluation(row: Evaluation) -> Evaluation:
     return Evaluation(**{c.key: getattr(row, c.key) for c in Evaluation.__table__.columns if c.key != "id"})
-
-
-def _copy_feature(feature: FeatureResult) -> FeatureResult:
-    return FeatureResult(**{c.key: getattr(feature, c.key) for c in FeatureResult.__table__.columns
-                            if c.key not in ("id", "evaluation_id")})
 
 
 def _duplicate_of(row: Evaluation, digest: str | None) -> Outcome:
@@ -491,15 +478,16 @@ def _by_batch(model_name: str, batch_id: str) -> sa.Select:
             .where(Evaluation.model_name == model_name, Evaluation.batch_id == batch_id))
 
 
-def _feature_rows(report: Any) -> list[FeatureResult]:
+def _feature_rows(report: Any) -> list[dict[str, Any]]:
+    """The report's tests as ``feature_results`` rows (``FeatureResult.as_dict`` forms)."""
     rows = []
     for feature, tests in report.features.items():
         for test_name, result in tests.items():
-            rows.append(FeatureResult(
-                feature=str(feature), test=str(test_name), statistic=_num(result.statistic),
-                p_value=_num(result.p_value), adjusted_p_value=_num(result.adjusted_p_value),
-                threshold=_num(result.threshold),
-                drift=None if result.adjusted_drift is None else bool(result.counts)))
+            rows.append({
+                "feature": str(feature), "test": str(test_name), "statistic": _num(result.statistic),
+                "p_value": _num(result.p_value), "adjusted_p_value": _num(result.adjusted_p_value),
+                "threshold": _num(result.threshold),
+                "drift": None if result.adjusted_drift is None else bool(result.counts)})
     return rows
 
 

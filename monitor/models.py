@@ -90,9 +90,12 @@ class Evaluation(Base):
             "labels_received_at": _iso(self.labels_received_at), "estimate": self.estimate,
         }
 
-    def full(self) -> dict[str, Any]:
-        return {**self.summary(), "report": self.report,
-                "feature_results": [f.as_dict() for f in self.features]}
+    def full(self, feature_results: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Summary, report and feature rows; ``feature_results``: those rows as just inserted (their
+        ``as_dict`` forms), so a new evaluation is not read back."""
+        if feature_results is None:
+            feature_results = [f.as_dict() for f in self.features]
+        return {**self.summary(), "report": self.report, "feature_results": feature_results}
 
 
 class FeatureResult(Base):

@@ -56,10 +56,8 @@ PUSH_YIELD_SECONDS = 2.0  # the side process's longest wait per run while pushes
 def enqueue(session: Session, evaluation: Evaluation, payload: dict[str, Any]) -> None:
     """Queue the run in the evaluation's transaction (commits or rolls back with it): a Core INSERT,
     the ORM's unit of work for one row being most of its cost on the push path."""
-    now = utcnow()
-    session.execute(sa.insert(MonitoringRun.__table__).values(
-        evaluation_id=evaluation.id, run_key=uuid.uuid4().hex, payload=payload, status="pending",
-        attempts=0, next_attempt_at=now, created_at=now))
+    session.execute(sa.insert(MonitoringRun.__table__).values(  # status, attempts, times: defaults
+        evaluation_id=evaluation.id, run_key=uuid.uuid4().hex, payload=payload))
 
 
 def release_leases(sessions: sessionmaker) -> int:
