@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
+from trainer.data import read_parquet
 from trainer.errors import RegistryError
 
 CONTEXT_TAG = "mlflow.data.context"
@@ -70,4 +71,4 @@ def _dataset_uris(run) -> dict[str, str]:  # noqa: ANN001 - mlflow Run
 def _read(uri: str, tracking_uri: str) -> pd.DataFrame:
     import mlflow.artifacts
 
-    return pd.read_parquet(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=tracking_uri))
+    return read_parquet(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=tracking_uri))

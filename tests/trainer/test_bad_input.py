@@ -109,6 +109,31 @@ def test_unreadable_parquet_raises_data_error(tmp_path):
         data.load(str(tmp_path / "broken.parquet"), "y")
 
 
+# What the child counts: its threads, before and after reading the table the way the CLI does.
+_THREADS_AROUND_A_READ = """
+import os, sys
+from trainer import data, reference  # noqa: F401 - every import the CLI has made by then
+threads = lambda: len(os.listdir("/proc/self/task"))
+before = threads()
+frame = data.read_table(sys.argv[1])
+data.read_parquet(sys.argv[1])
+print(before, threads(), list(frame.columns))
+"""
+
+
+def test_reading_a_parquet_table_starts_no_thread_that_could_abort_the_cli_at_exit(tmp_path):
+    # A thread of Arrow's pool alive at interpreter exit aborted the CLI now and then (exit 134,
+    # "terminate called without an active exception"); with no such thread there is no race.
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"x0": [1.0, 2.0], "y": [3.0, 4.0], "city": ["a", "b"]}).to_parquet(path)
+    proc = subprocess.run([sys.executable, "-c", _THREADS_AROUND_A_READ, str(path)], env=clean_env(),
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    before, after, columns = proc.stdout.split(maxsplit=2)
+    assert columns.strip() == "['x0', 'y', 'city']"
+    assert after == before
+
+
 def test_missing_file_raises_data_error(tmp_path):
     with pytest.raises(data.DataError, match="does not exist"):
         data.load(str(tmp_path / "nope.csv"), "y")
