@@ -1,15 +1,18 @@
 """Where a large push's memory and time go, stage by stage, in process (Flask test client).
 
 Starts the real services (PostgreSQL, SeaweedFS, MLflow tracking server), registers the 20-feature
-model of bench/push_path.py, builds the monitor app on PostgreSQL, warms it with small pushes, then
-pushes one ``--rows`` x 20 Parquet batch. Every stage of the push path is wrapped: at each stage's
-entry and exit the process's peak resident set (VmHWM, reset through /proc/self/clear_refs) is read
+model of bench/push_path.py, builds the monitor app on PostgreSQL (or SQLite), warms it with small
+pushes, then pushes one ``--rows`` x 20 Parquet batch. Every stage of the push path is wrapped: at
+each stage's entry and exit the process's peak resident set (VmHWM, reset via /proc/self/clear_refs) is read
 and charged to the innermost stage running since the last boundary, so each stage reports the peak
 above the resident set before the request (Arrow's allocations included, which tracemalloc misses).
 ``--tracemalloc`` also lists the largest live allocation sites at each stage's exit and the traced
 peak inside it (slower; numpy and Python allocations only).
 
-    .venv/bin/python bench/push_memory.py [--rows 1000000] [--tracemalloc]
+``--database sqlite`` runs the monitor on a SQLite file instead; ``--unlabelled`` pushes (and warms up
+with) batches without the target, so the rows are kept for the labels to come.
+
+    .venv/bin/python bench/push_memory.py [--rows 1000000] [--tracemalloc] [--database sqlite] [--unlabelled]
 """
 
 from __future__ import annotations
@@ -98,6 +101,7 @@ def _reset_hwm() -> None:
 
 def _instrument(stages: Stages, app: Any) -> None:
     import monitor.api as api
+    import monitor.db as db
     import monitor.evaluation as evaluation
     import monitor.labels as labels
     import monitor.sources.push as push
@@ -116,6 +120,9 @@ def _instrument(stages: Stages, app: Any) -> None:
     LoadedModel.predict = stages.wrap("model.predict", LoadedModel.predict)
     DriftDetector.score = stages.wrap("DriftDetector.score", DriftDetector.score)
     labels.fill_labels = stages.wrap("fill_labels (estimate)", labels.fill_labels)
+    labels._pending_frame = stages.wrap("pending rows to Parquet", labels._pending_frame)
+    labels.keep_pending = stages.wrap("keep_pending (rows stored)", labels.keep_pending)
+    db.sqlite_write_blob = stages.wrap("SQLite BLOB filled", db.sqlite_write_blob)
     if service.loop is not None:
         loop = service.loop
         loop.before_store = stages.wrap("loop.before_store (challengers)", loop.before_store)
@@ -127,24 +134,32 @@ def main() -> int:
     parser.add_argument("--tracemalloc", action="store_true")
     parser.add_argument("--results", default=None, help="write the figures here as JSON")
     parser.add_argument("--profile", default=None, help="write a cProfile of the big push here (text)")
+    parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--unlabelled", action="store_true",
+                        help="push (and warm up with) batches without the target: the rows are kept "
+                             "for the labels to come")
     args = parser.parse_args()
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")  # as `serve` sets them for its workers
 
     import mlflow
 
+    import bench.push_path as push_path
     from bench.push_path import _parquet_rows, _register, tracking_on_s3
     from tests.services import postgres
 
+    push_path.BIG_LABELLED = not args.unlabelled
     work = Path(tempfile.mkdtemp(prefix="driftline-push-memory-"))
-    db_url = postgres.create_database("mempush")
+    sqlite = args.database == "sqlite"
+    db_url = f"sqlite:///{work / 'monitor.db'}" if sqlite else postgres.create_database("mempush")
     try:
         with tracking_on_s3(work, "memmlflow") as tracking:
             model = "mem-push-20"
             _register(mlflow.MlflowClient(tracking.url), model, features=FEATURES)
             figures = _measure(db_url, tracking.url, model, args, _parquet_rows)
     finally:
-        postgres.drop_database(db_url)
+        if not sqlite:
+            postgres.drop_database(db_url)
     print(json.dumps(figures, indent=1))
     if args.results:
         Path(args.results).write_text(json.dumps(figures, indent=1) + "\n")
@@ -185,7 +200,8 @@ def _measure(db_url: str, tracking_url: str, model: str, args: argparse.Namespac
         rng = np.random.default_rng(7)
         frame = pd.DataFrame(rng.uniform(0, 100, (args.rows, FEATURES)),
                              columns=[f"f{i}" for i in range(FEATURES)])
-        frame["y"] = frame["f0"] + rng.normal(0, 5, args.rows)
+        if not args.unlabelled:
+            frame["y"] = frame["f0"] + rng.normal(0, 5, args.rows)
         buffer = io.BytesIO()
         frame.to_parquet(buffer)
         body = buffer.getvalue()
@@ -213,7 +229,8 @@ def _measure(db_url: str, tracking_url: str, model: str, args: argparse.Namespac
     finally:
         app.extensions["driftline"].close()
     mb = 2**20
-    return {"rows": args.rows, "status": status, "seconds": round(seconds, 2),
+    return {"rows": args.rows, "database": args.database, "labelled": not args.unlabelled,
+            "status": status, "seconds": round(seconds, 2),
             "body_mb": round(len(body) / mb, 1), "decoded_mb": round(decoded / mb),
             "peak_mb": round(max(stages.peak.values()) / mb),
             "peak_x_decoded": round(max(stages.peak.values()) / decoded, 2),

@@ -168,8 +168,9 @@ class LabelledBatch(Base):
     evaluation_id: Mapped[int] = mapped_column(sa.Integer)
     batch_id: Mapped[str] = mapped_column(sa.String(255))
     n_rows: Mapped[int] = mapped_column(sa.Integer)
-    data: Mapped[bytes] = mapped_column(sa.LargeBinary)  # Parquet
     created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
+    # Parquet; last: SQLite fills it in place only as the record's last field (0014_blob_last).
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 
 def _iso(value: datetime | None) -> str | None:

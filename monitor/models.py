@@ -267,7 +267,6 @@ class BatchLabels(Base):
     batch_id: Mapped[str] = mapped_column(sa.String(255))
     id_column: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     n_rows: Mapped[int] = mapped_column(sa.Integer)
-    data: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
     labels_digest: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
     received_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
@@ -277,6 +276,8 @@ class BatchLabels(Base):
     drift_settings: Mapped[dict | None] = mapped_column(sa.JSON, nullable=True)
     # The challengers (and rollback guard) in place at push: scored on these rows when labels come.
     challengers: Mapped[dict | None] = mapped_column(sa.JSON, nullable=True)
+    # Last: SQLite fills it in place only as the record's last field (migration 0014_blob_last).
+    data: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
 
 
 class LateRunMetrics(Base):
