@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from monitor.db import insert_with_file, utcnow, write_lock
 from monitor.estimation import TrackRecord, judge, track_record
 from monitor.models import BatchLabels, Evaluation, MonitoringRun
+from monitor.parquet_writer import write_rows
 
 log = logging.getLogger(__name__)
 PREDICTION = "__prediction__"
@@ -115,7 +116,7 @@ def _pending_frame(frame: pd.DataFrame, predictions: np.ndarray, proba: Any, ids
         out[ROW_ID] = ids.astype(str).to_numpy()
     big = len(out) > IN_MEMORY_ROWS  # open while the pending batch lives: closed when it is collected
     buffer = tempfile.TemporaryFile() if big else io.BytesIO()  # noqa: SIM115
-    out.to_parquet(buffer, index=False, compression="zstd")
+    write_rows(out, buffer, compression="zstd")
     return buffer
 
 

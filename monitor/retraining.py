@@ -41,6 +41,7 @@ from monitor import loop_alerts
 from monitor.db import insert_with_file, utcnow
 from monitor.loop_models import ChallengerTest, LabelledBatch, RetrainingRequest
 from monitor.models import Evaluation
+from monitor.parquet_writer import write_rows
 from monitor.settings import MonitorConfig, MonitorSettings
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,7 @@ def keep_rows(session: Session, evaluation: Evaluation, frame: pd.DataFrame, kee
     # The Parquet goes to a temporary file, not memory: the batch is in memory already, and a second
     # copy of it was most of a large push's peak (a 1M x 20 batch: 160 MB more).
     with tempfile.TemporaryFile() as parquet:
-        # Dictionary pages only where they pay: float columns rarely repeat, and trying them first
-        # (then falling back) was 40% of the write.
-        frame.to_parquet(parquet, index=False, use_dictionary=[
-            str(c) for c in frame.columns if not pd.api.types.is_float_dtype(frame[c])])
+        write_rows(frame, parquet)
         # As a query parameter a large file cost 1 GB and 5 s more (monitor/pg_copy.py).
         insert_with_file(session, LabelledBatch, values, "data", parquet)
     name = evaluation.model_name
