@@ -340,6 +340,12 @@ class MonitorScheduler:
         except sa.exc.SQLAlchemyError as exc:
             log.warning("round %s: monitor database unavailable: %s", slot, type(exc).__name__)
             error = f"monitor database unavailable: {type(exc).__name__}"
+            # A round that could not even claim its units misses the slot for every model it knows
+            # (kept in memory until the database is back), as the leader's own watch does.
+            noted = {name for name, _, _, _ in self._round.missed}
+            for name in self._known_models or [ALL_MODELS]:
+                if name not in noted:
+                    self._round.missed.append((name, slot, error, "database"))
         tally = self._round
         self._record_missed(tally.missed)
         self._caught_up(tally.caught_up)
