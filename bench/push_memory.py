@@ -23,6 +23,7 @@ import io
 import json
 import os
 import pstats
+import shutil
 import sys
 import tempfile
 import time
@@ -145,7 +146,6 @@ def main() -> int:
     import mlflow
 
     import bench.push_path as push_path
-    from bench.push_path import _parquet_rows, _register, tracking_on_s3
     from tests.services import postgres
 
     push_path.BIG_LABELLED = not args.unlabelled
@@ -153,13 +153,14 @@ def main() -> int:
     sqlite = args.database == "sqlite"
     db_url = f"sqlite:///{work / 'monitor.db'}" if sqlite else postgres.create_database("mempush")
     try:
-        with tracking_on_s3(work, "memmlflow") as tracking:
+        with push_path.tracking_on_s3(work, "memmlflow") as tracking:
             model = "mem-push-20"
-            _register(mlflow.MlflowClient(tracking.url), model, features=FEATURES)
-            figures = _measure(db_url, tracking.url, model, args, _parquet_rows)
+            push_path._register(mlflow.MlflowClient(tracking.url), model, features=FEATURES)
+            figures = _measure(db_url, tracking.url, model, args, push_path._parquet_rows)
     finally:
         if not sqlite:
             postgres.drop_database(db_url)
+        shutil.rmtree(work, ignore_errors=True)  # the SQLite database and the tracking files
     print(json.dumps(figures, indent=1))
     if args.results:
         Path(args.results).write_text(json.dumps(figures, indent=1) + "\n")

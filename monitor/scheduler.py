@@ -342,7 +342,8 @@ class MonitorScheduler:
             error = f"monitor database unavailable: {type(exc).__name__}"
             # A round that could not even claim its units misses the slot for every model it knows
             # (kept in memory until the database is back), as the leader's own watch does.
-            noted = {name for name, _, _, _ in self._round.missed}
+            noted = {name for name, _, _, _ in self._round.missed} | {
+                name for name, _, _ in self._round.caught_up}  # evaluated before the error: not missed
             for name in self._known_models or [ALL_MODELS]:
                 if name not in noted:
                     self._round.missed.append((name, slot, error, "database"))

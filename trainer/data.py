@@ -15,8 +15,6 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 import seed_scenarios as scenarios
 from trainer.errors import DataError
@@ -100,6 +98,9 @@ def read_parquet(raw: bytes | str) -> pd.DataFrame:
     # short CLI exits can abort it (exit 134, apache/arrow#34314; 4 in 120 runs here).
     # ParquetFile.read on the calling thread starts none.
     # A path is read into memory first: Arrow's own file reader starts its I/O pool.
+    import pyarrow as pa
+    import pyarrow.parquet as pq  # here, not at the top: 20 ms on every CLI start, CSV or not
+
     data = raw if isinstance(raw, bytes) else Path(raw).read_bytes()
     table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
     return table.to_pandas(use_threads=False)
