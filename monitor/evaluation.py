@@ -106,7 +106,7 @@ class EvaluationService:
         clock = time.perf_counter()
         existing, seen = None, False
         try:
-            if not unseen:
+            if not unseen and not _insert_first(batch):
                 existing, seen = self._lookup(model_name, batch.batch_id, batch.digest)
         except (OperationalError, SAInterfaceError) as exc:
             raise DatabaseUnavailable(f"monitor database unavailable: {_first_line(exc)}") from exc
@@ -435,6 +435,17 @@ class EvaluationService:
 
 
 PREDICT_CHUNK_ROWS = 131_072
+# A pushed batch up to this many rows is evaluated without first asking whether its id is stored: a
+# push is almost always new, and the look-up was a round trip and a pool checkout (a twentieth of a
+# 100-row push). A repeat is still caught by the unique key at the store and answered as before (the
+# stored verdict, or 409 for other rows), after evaluating it again. Larger batches look first: their
+# evaluation costs far more than the round trip.
+INSERT_FIRST_MAX_ROWS = 10_000
+
+
+def _insert_first(batch: Batch) -> bool:
+    return (batch.source == "push" and batch.frame is not None
+            and len(batch.frame) <= INSERT_FIRST_MAX_ROWS)
 
 
 def _in_chunks(predict: Callable[[Any], Any], inputs: Any, flat: bool = True) -> Any:

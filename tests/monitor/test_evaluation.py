@@ -89,3 +89,40 @@ def test_a_repeated_batch_id_is_evaluated_once(make_app, champion, auth):
     second = client.post(f"/api/models/{champion}/batches", json=rows, headers=headers)
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.get_json()["id"] == second.get_json()["id"]
+
+
+def test_a_new_small_push_is_inserted_without_asking_first_and_a_failed_one_is_replaced(
+        make_app, champion, auth):
+    import sqlalchemy as sa
+
+    from tests.services.process import free_port
+
+    rows = [{"x0": 10.0 + i, "x1": 50.0, "y": 10.0 + i} for i in range(30)]
+    headers = {**auth, "X-Batch-Id": "batch-7"}
+    path = f"/api/models/{champion}/batches"
+    # Tracking down: the push fails (503) and leaves a failed row holding the batch id.
+    down = make_app(tracking_url=f"http://127.0.0.1:{free_port()}")
+    failed = down.test_client().post(path, json=rows, headers=headers)
+    assert failed.status_code == 503, failed.get_json()
+
+    app = make_app()
+    engine = app.extensions["driftline"].engine
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute",
+                    lambda conn, cursor, statement, *rest: statements.append(" ".join(statement.split())))
+    client = app.test_client()
+    retried = client.post(path, json=rows, headers=headers)
+    assert retried.status_code == 201, retried.get_json()
+    on_evaluations = [s for s in statements if "evaluations" in s.split(" WHERE")[0]]
+    # No look-up before the insert; the unique key met the failed row, which is then replaced in place.
+    assert on_evaluations[0].startswith("INSERT INTO evaluations"), on_evaluations
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT id, status FROM evaluations WHERE batch_id = 'batch-7'")).all()
+    assert [tuple(r) for r in stored] == [(retried.get_json()["id"], "ok")]
+
+    statements.clear()
+    again = client.post(path, json=rows, headers=headers)
+    assert (again.status_code, again.get_json()["id"]) == (200, retried.get_json()["id"])
+    statements.clear()
+    client.post(path, json=rows, headers={**auth, "X-Batch-Id": "batch-8"})
+    assert not [s for s in statements if s.startswith("SELECT evaluations.status")], statements
