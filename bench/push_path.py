@@ -167,17 +167,17 @@ def _run_revision(label: str, code: Path, db_url: str, tracking_url: str, work: 
         counts = {(1, 100): pushes, (1, 10_000): pushes // 2, (8, 100): pushes * 4, (8, 10_000): pushes * 2}
         for clients, rows in LOADS:
             count = counts.get((clients, rows), pushes)
-            cpu, machine, client = _cpu_seconds(workers), _machine_cpu(), time.process_time()
             each = [_cpu_seconds([pid]) for pid in workers]
+            machine, client = _machine_cpu(), time.process_time()
             figures = _load(url, small, bodies[rows], clients=clients, pushes=count)
+            spent = [_cpu_seconds([pid]) - before for pid, before in zip(workers, each, strict=True)]
             # CPU time of the gunicorn workers per push (pushes, plus the MLflow run outbox they feed):
             # less sensitive to the machine's load than the wall-clock figures.
-            figures["worker_cpu_ms_per_push"] = round(1000 * (_cpu_seconds(workers) - cpu) / count, 1)
+            figures["worker_cpu_ms_per_push"] = round(1000 * sum(spent) / count, 1)
             # What else the two cores did meanwhile: this load generator, the database, the run logger,
             # other tenants (steal). At 150 pushes/s on 2 cores everything together has 13.3 ms a push.
             busy, steal = (after - before for after, before in zip(_machine_cpu(), machine, strict=True))
             # How evenly the workers shared the load (keep-alive connections stay with one worker).
-            spent = [_cpu_seconds([pid]) - before for pid, before in zip(workers, each, strict=True)]
             figures["worker_cpu_share"] = [round(x / max(1e-9, sum(spent)), 2) for x in spent]
             figures["client_cpu_ms_per_push"] = round(1000 * (time.process_time() - client) / count, 1)
             figures["machine_cpu_ms_per_push"] = round(1000 * busy / count, 1)

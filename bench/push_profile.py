@@ -133,15 +133,16 @@ def _measure(kind: str, db_url: str, tracking_url: str, model: str, body: bytes,
 
 def _postgres_cpu() -> float:
     """CPU seconds (user + system) of every running ``postgres`` process of this machine."""
-    total, tick = 0, os.sysconf("SC_CLK_TCK")
+    from bench.push_path import _cpu_seconds
+
+    pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             if Path(f"/proc/{pid}/comm").read_text().startswith("postgres"):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])
+                pids.append(int(pid))
         except OSError:  # exited meanwhile
             continue
-    return total / tick
+    return _cpu_seconds(pids)
 
 
 def _print_statements(app, push, kind: str) -> None:  # noqa: ANN001 - Flask app, a callable

@@ -114,9 +114,9 @@ def _exec_gunicorn(settings) -> int:  # noqa: ANN001 - MonitorSettings
             "--worker-class", "gthread", "--threads", str(settings.threads),
             # A worker takes no more connections than it has threads, and closes each after its
             # response: a kept-alive connection stays with the worker that accepted it, and one
-            # worker had accepted most of 8 clients' connections (97 % of the CPU, the other core
-            # idle). Now a busy worker leaves new connections to a free one (bench/README.md,
-            # push_path.py: 8 clients on PostgreSQL, 66-74 -> 78-79 pushes/s).
+            # worker had accepted most of 8 clients' connections (up to 97 % of the CPU, the other
+            # core idle). Now a busy worker leaves new connections to a free one (bench/README.md,
+            # push_path.py, sixth pass).
             "--worker-connections", str(settings.threads), "--keep-alive", "0",
             # A push evaluates synchronously; a cold model load can take several seconds.
             "--timeout", "120", "--graceful-timeout", f"{settings.graceful_timeout_seconds:g}",

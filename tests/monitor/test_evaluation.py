@@ -120,7 +120,6 @@ def test_a_new_small_push_is_inserted_without_asking_first_and_a_failed_one_is_r
         stored = conn.execute(sa.text("SELECT id, status FROM evaluations WHERE batch_id = 'batch-7'")).all()
     assert [tuple(r) for r in stored] == [(retried.get_json()["id"], "ok")]
 
-    statements.clear()
     again = client.post(path, json=rows, headers=headers)
     assert (again.status_code, again.get_json()["id"]) == (200, retried.get_json()["id"])
     statements.clear()
