@@ -26,6 +26,7 @@ import pstats
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 import uuid
@@ -43,7 +44,9 @@ class Stages:
     """Peak resident set and time per (innermost) stage of one request."""
 
     def __init__(self, trace: bool) -> None:
-        self.stack: list[str] = ["request"]
+        # Per thread: a big unlabelled push encodes its kept rows in a thread beside the drift tests
+        # (the peak of a concurrent stretch goes to whichever stage ends it).
+        self.stacks: dict[int, list[str]] = {}
         self.peak: dict[str, int] = {}
         self.seconds: dict[str, float] = {}
         self.traced: dict[str, tuple[int, list[str]]] = {}
@@ -59,17 +62,20 @@ class Stages:
     def boundary(self) -> None:
         if not self.active:
             return
-        name = self.stack[-1]
+        name = self._stack()[-1]
         peak = _status_kb()["VmHWM"] * 1024 - self.base
         self.peak[name] = max(self.peak.get(name, 0), peak)
         _reset_hwm()
+
+    def _stack(self) -> list[str]:
+        return self.stacks.setdefault(threading.get_ident(), ["request"])
 
     def wrap(self, name: str, fn: Callable) -> Callable:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if not self.active:
                 return fn(*args, **kwargs)
             self.boundary()
-            self.stack.append(name)
+            self._stack().append(name)
             if self.trace:
                 tracemalloc.reset_peak()
             started = time.perf_counter()
@@ -82,7 +88,7 @@ class Stages:
                     top = tracemalloc.take_snapshot().statistics("lineno")[:6]
                     self.traced[name] = (traced_peak, [f"{s.size / 2**20:.0f} MB {s.traceback}" for s in top])
                 self.boundary()
-                self.stack.pop()
+                self._stack().pop()
 
         return wrapped
 
@@ -116,7 +122,8 @@ def _instrument(stages: Stages, app: Any) -> None:
     evaluation.validate_batch = stages.wrap("validate_batch", evaluation.validate_batch)
     service = app.extensions["driftline"].service
     cls = type(service)
-    cls._score = stages.wrap("_score (other)", cls._score)
+    cls._predict = stages.wrap("_predict (other)", cls._predict)
+    cls._drift = stages.wrap("_drift (other)", cls._drift)
     cls._store = stages.wrap("_store", cls._store)
     LoadedModel.predict = stages.wrap("model.predict", LoadedModel.predict)
     DriftDetector.score = stages.wrap("DriftDetector.score", DriftDetector.score)

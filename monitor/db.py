@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
+from monitor import sqlite_checkpoints
 from monitor.pg_copy import copy_row
 
 
@@ -41,6 +42,7 @@ def make_engine(url: str) -> sa.Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
+        sqlite_checkpoints.attach(engine)  # the log's checkpoints leave the writers' commits
         return engine
     engine = sa.create_engine(url, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 5})
     _ping_when_idle(engine)

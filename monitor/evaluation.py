@@ -151,13 +151,18 @@ class EvaluationService:
                 self._fill_collecting(row, choice, len(checked.frame) if checked.labelled else 0)
             elif choice is not None:
                 row.reference_kind, row.reference_source = choice.kind, choice.source
-                report, predictions, proba = self._score(model, checked.frame, choice)
+                predictions, proba = self._predict(model, checked.frame, choice)
+                # A big batch without labels encodes the rows it keeps while the drift tests and the
+                # estimate run (pyarrow leaves the interpreter lock); the result is awaited below.
+                kept = None if checked.labelled else labels_later.keep_rows_early(checked, predictions, proba)
+                report = self._drift(model, checked.frame, choice, predictions, proba)
                 self._fill_ok(row, report)
                 # A batch without labels needs its estimate now (fitted at the version's first one);
                 # a labelled one gets it only when the version has one already (monitor/reference.py).
                 estimator = self.profiles.estimator(model, choice.key, choice.profile,
                                                     fit=not checked.labelled)
-                pending = labels_later.fill_labels(row, model, checked, estimator, predictions, proba)
+                pending = labels_later.fill_labels(row, model, checked, estimator, predictions, proba,
+                                                   kept=kept)
                 if pending is not None:  # the labels will be scored against this same reference
                     pending.profile_key = choice.key
                     pending.drift_settings = self.config.drift_settings(model.name)
@@ -259,27 +264,35 @@ class EvaluationService:
     def _score(self, model: LoadedModel, frame: Any, choice: ReferenceChoice) -> tuple[Any, np.ndarray, Any]:
         """Report, predictions and (classifiers) probabilities; a batch without the target column is
         scored without labels, keeping the concept tests' share of alpha for when they come."""
-        from monitor.drift import DriftConfig, DriftDetector
+        predictions, proba = self._predict(model, frame, choice)
+        return self._drift(model, frame, choice, predictions, proba), predictions, proba
 
-        drift = self.config.drift_settings(model.name)
+    def _predict(self, model: LoadedModel, frame: Any, choice: ReferenceChoice) -> tuple[np.ndarray, Any]:
+        """The model's predictions and (classifiers) probabilities on the batch's inputs."""
         profile = choice.profile
-        detector = DriftDetector.from_profile(profile, DriftConfig.from_dict(drift))
         features = [f for f in model_features(model, frame.columns) if f in profile.features] \
             or list(profile.features)
         inputs = select_columns(frame, [c.name for c in model.inputs] if model.inputs else features)
+        if profile.classification is not None:
+            return _in_chunks(model.predict, inputs), _in_chunks(model.predict_proba, inputs, flat=False)
+        return np.asarray(_in_chunks(model.predict, inputs), dtype=float), None
+
+    def _drift(self, model: LoadedModel, frame: Any, choice: ReferenceChoice, predictions: np.ndarray,
+               proba: Any) -> Any:
+        """The drift report of the batch and the model's outputs on it against the reference."""
+        from monitor.drift import DriftConfig, DriftDetector
+
+        profile = choice.profile
+        config = DriftConfig.from_dict(self.config.drift_settings(model.name))
+        detector = DriftDetector.from_profile(profile, config)
         labelled = model.target in frame.columns
         if profile.classification is not None:
-            predictions = _in_chunks(model.predict, inputs)
-            proba = _in_chunks(model.predict_proba, inputs, flat=False)
-            report = detector.score(select_columns(frame, profile.features), predictions=predictions,
-                                    labels=frame[model.target].to_numpy() if labelled else None,
-                                    probabilities=proba, labels_later=not labelled)
-            return report, predictions, proba
-        predictions = np.asarray(_in_chunks(model.predict, inputs), dtype=float)
-        report = detector.score(select_columns(frame, profile.features), predictions=predictions,
-                                labels=frame[model.target].to_numpy(dtype=float) if labelled else None,
-                                labels_later=not labelled)
-        return report, predictions, None
+            return detector.score(select_columns(frame, profile.features), predictions=predictions,
+                                  labels=frame[model.target].to_numpy() if labelled else None,
+                                  probabilities=proba, labels_later=not labelled)
+        return detector.score(select_columns(frame, profile.features), predictions=predictions,
+                              labels=frame[model.target].to_numpy(dtype=float) if labelled else None,
+                              labels_later=not labelled)
 
     @staticmethod
     def _fill_collecting(row: Evaluation, choice: ReferenceChoice, rows: int) -> None:

@@ -322,3 +322,41 @@ def test_challengers_in_place_at_push_are_scored_when_the_labels_come(make_app, 
     # The same labels again change nothing: no second score.
     assert post(client, f"/api/models/{name}/batches/q1/labels", partial, auth).status_code == 200
     assert len(scores()) == 1
+
+
+def test_a_big_unlabelled_batch_keeps_its_rows_encoded_beside_the_drift_tests(make_app, auth, mlflow_client,
+                                                                               unique_name, monkeypatch):
+    """Above ``IN_MEMORY_ROWS`` the kept rows' Parquet is encoded in a thread while the batch is scored
+    (monitor/labels.py ``keep_rows_early``); the labels then complete the batch from those rows."""
+    import threading
+
+    from monitor import labels as labels_module
+
+    monkeypatch.setattr(labels_module, "IN_MEMORY_ROWS", 50)  # this 100-row batch counts as big
+    encoded_in: list[str] = []
+    encode = labels_module._pending_frame
+
+    def recording(*args):  # noqa: ANN002
+        encoded_in.append(threading.current_thread().name)
+        return encode(*args)
+
+    monkeypatch.setattr(labels_module, "_pending_frame", recording)
+    name = unique_name("later-big")
+    register_model(mlflow_client, name, kind="identity")
+    client = make_app().test_client()
+    batch = make_batch("concept_drift", ScenarioParams(rows=100, seed=11))
+    batch.insert(0, "row_id", [f"r{i}" for i in range(len(batch))])
+
+    pushed = post(client, f"/api/models/{name}/batches?id_column=row_id&batch_id=big",
+                  batch.drop(columns=["y"]), auth)
+    assert pushed.status_code == 201, pushed.get_json()
+    assert pushed.get_json()["labels"] == "pending"
+    assert len(encoded_in) == 1 and encoded_in[0].startswith("kept-rows")
+    assert encoded_in[0] != threading.current_thread().name
+
+    labels = batch[["row_id", "y"]].sample(frac=1.0, random_state=2)
+    done = post(client, f"/api/models/{name}/batches/big/labels?id_column=row_id", labels, auth)
+    assert done.status_code == 200, done.get_json()
+    after = done.get_json()
+    assert after["n_labelled"] == 100 and after["concept_drift"] is True
+    assert after["mse"] > 3 * after["baseline_mse"]
