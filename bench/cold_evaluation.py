@@ -65,7 +65,8 @@ def one(labelled: bool, reference_rows: int, profile: bool) -> dict:
         profiler.enable()
     checked = validate_batch(batch, model)
     choice = store.resolve(model, {}, 0)
-    report, predictions, proba = EvaluationService._score(service, model, checked.frame, choice)  # type: ignore[arg-type]
+    predictions, proba = EvaluationService._predict(service, model, checked.frame, choice)  # type: ignore[arg-type]
+    EvaluationService._drift(service, model, checked.frame, choice, predictions, proba)  # type: ignore[arg-type]
     row = Evaluation(model_name="cold", batch_id="b1", report={})
     estimator = store.estimator(model, choice.key, choice.profile, fit=not checked.labelled)
     labels.fill_labels(row, model, checked, estimator, predictions, proba)

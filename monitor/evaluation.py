@@ -261,12 +261,6 @@ class EvaluationService:
 
         threading.Thread(target=renew, name="alias-renewal", daemon=True).start()
 
-    def _score(self, model: LoadedModel, frame: Any, choice: ReferenceChoice) -> tuple[Any, np.ndarray, Any]:
-        """Report, predictions and (classifiers) probabilities; a batch without the target column is
-        scored without labels, keeping the concept tests' share of alpha for when they come."""
-        predictions, proba = self._predict(model, frame, choice)
-        return self._drift(model, frame, choice, predictions, proba), predictions, proba
-
     def _predict(self, model: LoadedModel, frame: Any, choice: ReferenceChoice) -> tuple[np.ndarray, Any]:
         """The model's predictions and (classifiers) probabilities on the batch's inputs."""
         profile = choice.profile
@@ -279,7 +273,9 @@ class EvaluationService:
 
     def _drift(self, model: LoadedModel, frame: Any, choice: ReferenceChoice, predictions: np.ndarray,
                proba: Any) -> Any:
-        """The drift report of the batch and the model's outputs on it against the reference."""
+        """The drift report of the batch and the model's outputs on it against the reference; a batch
+        without the target column is scored without labels, keeping the concept tests' share of alpha
+        for when they come."""
         from monitor.drift import DriftConfig, DriftDetector
 
         profile = choice.profile

@@ -34,15 +34,14 @@ class Checkpointer:
         self.path = path
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._pid: int | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
 
     def ensure_running(self) -> None:
         with self._lock:
-            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            # A forked worker sees its parent's thread as stopped, so it starts its own.
+            if self._thread is not None and self._thread.is_alive():
                 return
-            self._pid = os.getpid()  # a forked worker has no thread of its parent's
             self._stop, self._wake = threading.Event(), threading.Event()
             self._thread = threading.Thread(target=self._run, args=(self._stop, self._wake),
                                             name="sqlite-checkpoint", daemon=True)
@@ -105,7 +104,7 @@ def attach(engine: sa.Engine) -> Checkpointer | None:
     def _disposed(_engine) -> None:  # noqa: ANN001 - SQLAlchemy's
         checkpointer.stop()
 
-    weakref.finalize(engine, checkpointer.stop, None)
+    weakref.finalize(engine, checkpointer.stop)
     _CHECKPOINTERS[engine] = checkpointer
     return checkpointer
 

@@ -23,15 +23,21 @@ def _wait_for(condition, seconds: float = 10.0) -> bool:  # noqa: ANN001
     return condition()
 
 
+def _database_with_a_table(path) -> tuple[sa.Engine, sqlite_checkpoints.Checkpointer]:  # noqa: ANN001
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE kept (id INTEGER PRIMARY KEY, data BLOB)")
+    checkpointer = sqlite_checkpoints.checkpointer_of(engine)
+    assert checkpointer is not None
+    return engine, checkpointer
+
+
 def test_a_big_commit_leaves_the_log_to_the_checkpoint_thread(tmp_path, monkeypatch):
     monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_SECONDS", 3600.0)  # only when woken
     path = tmp_path / "monitor.db"
-    engine = make_engine(f"sqlite:///{path}")
-    checkpointer = sqlite_checkpoints.checkpointer_of(engine)
+    engine, checkpointer = _database_with_a_table(path)
     try:
-        with engine.begin() as connection:
-            connection.exec_driver_sql("CREATE TABLE kept (id INTEGER PRIMARY KEY, data BLOB)")
-        assert checkpointer is not None and checkpointer.running
+        assert checkpointer.running
         before = os.path.getsize(path)
         with engine.begin() as connection:
             assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
@@ -52,11 +58,8 @@ def test_a_big_commit_leaves_the_log_to_the_checkpoint_thread(tmp_path, monkeypa
 def test_the_thread_runs_on_its_own_clock_and_comes_back_after_dispose(tmp_path, monkeypatch):
     monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_SECONDS", 0.05)
     path = tmp_path / "monitor.db"
-    engine = make_engine(f"sqlite:///{path}")
-    checkpointer = sqlite_checkpoints.checkpointer_of(engine)
+    engine, checkpointer = _database_with_a_table(path)
     try:
-        with engine.begin() as connection:
-            connection.exec_driver_sql("CREATE TABLE kept (id INTEGER PRIMARY KEY, data BLOB)")
         engine.dispose()
         assert not checkpointer.running
         before = os.path.getsize(path)
