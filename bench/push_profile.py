@@ -38,6 +38,10 @@ def main() -> int:
                         help="pushes before the measured ones (a model with a long history: 1000+)")
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--profile", action="store_true", help="cProfile the pushes (slower)")
+    parser.add_argument("--direct-ab", type=int, default=0, metavar="BLOCKS",
+                        help="also push BLOCKS blocks of --pushes/BLOCKS pushes each way in turn, with the "
+                             "model's direct sklearn predict and through MLflow's pyfunc (registry.py "
+                             "_direct_predict): one process, so the machine's drift hits both arms")
     parser.add_argument("--statements", action="store_true",
                         help="print the SQL statements of one push (after the warm ones)")
     parser.add_argument("--results", default=str(REPO / "bench" / "results" / "push_profile.json"))
@@ -119,6 +123,8 @@ def _measure(kind: str, db_url: str, tracking_url: str, model: str, body: bytes,
                    # side of a push, which the 2 cores pay as well
                    "postgres_cpu_ms_per_push": round(1000 * server / args.pushes, 2),
                    "load_average": [round(load, 1), round(os.getloadavg()[0], 1)]}
+        if args.direct_ab:
+            figures["direct_ab"] = _direct_ab(service, model, push, args.pushes, args.direct_ab)
         if profiler is not None:
             text = io.StringIO()
             pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(90)
@@ -129,6 +135,33 @@ def _measure(kind: str, db_url: str, tracking_url: str, model: str, body: bytes,
     finally:
         app.extensions["driftline"].close()
     return figures
+
+
+def _direct_ab(service, model: str, push, pushes: int, blocks: int) -> dict:  # noqa: ANN001
+    """Process CPU per push with the loaded model's direct predict and without it, block by block in
+    turn (ABBA order, so a trend in the machine's speed falls on both arms alike)."""
+    import statistics
+
+    loaded = service.registry.load(model, service.registry.resolve(model))
+    direct = loaded.direct
+    if direct is None:
+        return {"error": "this model version has no direct predict"}
+    per_block = max(1, pushes // blocks)
+    arms: dict[str, list[float]] = {"direct": [], "pyfunc": []}
+    order = ["direct", "pyfunc", "pyfunc", "direct"]
+    try:
+        for block in range(2 * blocks):
+            arm = order[block % 4]
+            loaded.direct = direct if arm == "direct" else None
+            cpu = time.process_time()
+            for _ in range(per_block):
+                push()
+            arms[arm].append(1000 * (time.process_time() - cpu) / per_block)
+    finally:
+        loaded.direct = direct
+    return {arm: {"median_cpu_ms_per_push": round(statistics.median(v), 3),
+                  "blocks": [round(x, 2) for x in v]} for arm, v in arms.items()} | {
+        "pushes_per_block": per_block}
 
 
 def _postgres_cpu() -> float:

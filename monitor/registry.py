@@ -19,6 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from monitor.columns import select_columns
@@ -90,9 +91,15 @@ class LoadedModel:
     classes: list[Any] | None = None  # classification: the model's classes, in predict_proba's order
     proba: Any = None  # classification: a callable frame -> (n, k) probabilities, when the flavour has one
     datasets: list[RunDataset] = field(default_factory=list)
+    # The flavour's own predict, when MLflow's pyfunc would call exactly it on exactly these inputs
+    # (``_direct_predict``); used only for all-float64 inputs, where MLflow's schema check is a no-op.
+    direct: Any = None
 
     def predict(self, frame: pd.DataFrame) -> Any:
-        return self.pyfunc.predict(self._inputs_of(frame))
+        inputs = self._inputs_of(frame)
+        if self.direct is not None and all(dtype == np.float64 for dtype in inputs.dtypes):
+            return self.direct(inputs)
+        return self.pyfunc.predict(inputs)
 
     def predict_proba(self, frame: pd.DataFrame) -> Any:
         if self.proba is None:
@@ -280,13 +287,14 @@ class Registry:
         if task == "classification" and raw is not None and hasattr(raw, "predict_proba") \
                 and classes is not None:
             proba = raw.predict_proba
+        direct = _direct_predict(pyfunc, raw, inputs, schema)
         log.info("loaded %s version %s in %.2f s (%s, target %r from %s)", name, version,
                  time.perf_counter() - started, task, target, target_from)
         return LoadedModel(name=name, version=version, run_id=mv.run_id, pyfunc=pyfunc,
                            inputs=inputs or [InputColumn(f, "double") for f in features],
                            target=target, features=features, target_from=target_from, task=task,
                            classes=None if classes is None else list(classes), proba=proba,
-                           datasets=datasets)
+                           datasets=datasets, direct=direct)
 
     def _run_datasets(self, run_id: str | None) -> list[RunDataset]:
         if not run_id:
@@ -558,6 +566,24 @@ def _raw_model(pyfunc: Any) -> Any:
         return pyfunc.get_raw_model()
     except Exception:  # noqa: BLE001 - custom pyfunc models have none
         return getattr(getattr(pyfunc, "_model_impl", None), "sklearn_model", None)
+
+
+def _direct_predict(pyfunc: Any, raw: Any, inputs: list[InputColumn], schema: Any) -> Any:
+    """The sklearn estimator's ``predict`` when ``pyfunc.predict`` would only check float64 columns
+    against an all-``double`` signature and then call it: that check (MLflow's schema enforcement,
+    which rebuilds the frame column by column) was a twentieth of a 100-row push's CPU. The monitor
+    validates every batch against the signature first (monitor/validation.py), so nothing is lost;
+    anything else (another flavour, another predict function, params, typed or tensor inputs) keeps
+    MLflow's path. None when the shortcut does not apply."""
+    flavor = (pyfunc.metadata.flavors or {}).get("python_function") or {}
+    if (flavor.get("loader_module") != "mlflow.sklearn" or flavor.get("predict_fn", "predict") != "predict"
+            or raw is None or not callable(getattr(raw, "predict", None))
+            or pyfunc.metadata.get_params_schema() is not None):
+        return None
+    if schema is not None and (not inputs or len(inputs) != len(schema.inputs)
+                               or any(c.type != "double" for c in inputs)):
+        return None
+    return raw.predict
 
 
 def _outputs_are_labels(pyfunc: Any) -> bool:
