@@ -15,6 +15,7 @@ import os
 import tempfile
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,9 @@ import pandas as pd
 from monitor.columns import select_columns
 
 log = logging.getLogger(__name__)
+# Inputs go to some estimators as an array whose columns were checked against the fitted names at
+# load (``_takes_arrays``): scikit-learn's per-call reminder that the array has no names is noise.
+warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
 
 EXPERIMENT = "monitoring"
 TARGET_TAG = "driftline.target"
@@ -94,17 +98,21 @@ class LoadedModel:
     # The flavour's own predict, when MLflow's pyfunc would call exactly it on exactly these inputs
     # (``_direct_predict``); used only for all-float64 inputs, where MLflow's schema check is a no-op.
     direct: Any = None
+    # The estimator reads its inputs as one array and checks their names only (``_takes_arrays``):
+    # float64 inputs go to it as that array, in the order it was fitted on.
+    as_array: bool = False
 
     def predict(self, frame: pd.DataFrame) -> Any:
         inputs = self._inputs_of(frame)
-        if self.direct is not None and all(dtype == np.float64 for dtype in inputs.dtypes):
-            return self.direct(inputs)
+        if self.direct is not None and _all_float64(inputs):
+            return self.direct(inputs.to_numpy() if self.as_array else inputs)
         return self.pyfunc.predict(inputs)
 
     def predict_proba(self, frame: pd.DataFrame) -> Any:
         if self.proba is None:
             return None
-        return self.proba(self._inputs_of(frame))
+        inputs = self._inputs_of(frame)
+        return self.proba(inputs.to_numpy() if self.as_array and _all_float64(inputs) else inputs)
 
     def _inputs_of(self, frame: pd.DataFrame) -> pd.DataFrame:
         return select_columns(frame, [c.name for c in self.inputs]) if self.inputs else frame
@@ -288,13 +296,14 @@ class Registry:
                 and classes is not None:
             proba = raw.predict_proba
         direct = _direct_predict(pyfunc, raw, inputs, schema)
+        names = [c.name for c in inputs] or features
         log.info("loaded %s version %s in %.2f s (%s, target %r from %s)", name, version,
                  time.perf_counter() - started, task, target, target_from)
         return LoadedModel(name=name, version=version, run_id=mv.run_id, pyfunc=pyfunc,
                            inputs=inputs or [InputColumn(f, "double") for f in features],
                            target=target, features=features, target_from=target_from, task=task,
                            classes=None if classes is None else list(classes), proba=proba,
-                           datasets=datasets, direct=direct)
+                           datasets=datasets, direct=direct, as_array=_takes_arrays(raw, names))
 
     def _run_datasets(self, run_id: str | None) -> list[RunDataset]:
         if not run_id:
@@ -584,6 +593,32 @@ def _direct_predict(pyfunc: Any, raw: Any, inputs: list[InputColumn], schema: An
                                or any(c.type != "double" for c in inputs)):
         return None
     return raw.predict
+
+
+# Estimators whose predict reads the validated array and uses the column names only to check them
+# (no pipelines, column transformers or meta-estimators, whose steps may select columns by name).
+_ARRAY_MODULES = ("sklearn.linear_model.", "sklearn.tree.", "sklearn.neighbors.", "sklearn.svm.",
+                  "sklearn.kernel_ridge", "sklearn.naive_bayes", "sklearn.ensemble._forest",
+                  "sklearn.ensemble._gb", "sklearn.ensemble._hist_gradient_boosting.")
+
+
+def _takes_arrays(raw: Any, names: list[str]) -> bool:
+    """Whether ``raw`` may be given its float64 inputs as a numpy array in the order ``names``.
+
+    scikit-learn checks a DataFrame's column names against ``feature_names_in_`` on every call and
+    converts it to an array: on a 100-row push that was 0.7 ms of the model's 0.9 ms. When the names
+    are checked here once (the fitted names are the inputs, in that order) the array it would build is
+    passed instead; the predictions are bit-identical (tests/monitor/test_direct_predict.py)."""
+    if raw is None or not names or not type(raw).__module__.startswith(_ARRAY_MODULES):
+        return False
+    fitted = getattr(raw, "feature_names_in_", None)
+    if fitted is not None:
+        return [str(n) for n in fitted] == list(names)
+    return getattr(raw, "n_features_in_", None) == len(names)
+
+
+def _all_float64(frame: pd.DataFrame) -> bool:
+    return all(dtype == np.float64 for dtype in frame.dtypes)
 
 
 def _outputs_are_labels(pyfunc: Any) -> bool:

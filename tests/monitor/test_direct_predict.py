@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from monitor.registry import Registry
 from tests.monitor.helpers import FEATURES, reference_split, register_model
@@ -35,7 +37,7 @@ def test_an_sklearn_model_with_a_double_signature_skips_only_the_schema_check(ml
     name = unique_name()
     register_model(mlflow_client, name)
     model = _load(tracking_server, name)
-    assert model.direct is not None
+    assert model.direct is not None and model.as_array  # fitted on x0, x1: the signature's order
     calls = _counted(model)
     frame = reference_split(300, seed=7)[0][FEATURES + ["y"]]
     got = model.predict(frame)  # the target and any other column are left out, as MLflow's path does
@@ -71,8 +73,42 @@ def test_other_models_keep_mlflows_path(mlflow_client, tracking_server, unique_n
     for name, model, frame, extra in (
             (unique_name("long"), fitted, integers, {}),
             (unique_name("proba"), classifier, train[FEATURES], {"pyfunc_predict_fn": "predict_proba"})):
-        mlflow.set_experiment(f"direct-{name}")
-        with mlflow.start_run():
-            mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
-                                     signature=infer_signature(frame, labels.to_numpy()), **extra)
+        _log(name, model, frame, labels, **extra)
         assert _load(tracking_server, name).direct is None, name
+
+
+def test_an_array_goes_only_to_estimators_fitted_on_the_inputs_in_order(mlflow_client, tracking_server,
+                                                                      unique_name):
+    train = reference_split(200, seed=3)[0]
+    labels = np.where(train["y"] > train["y"].median(), "high", "low")
+    frame = reference_split(300, seed=9)[0][FEATURES]
+
+    # A classifier fitted on x0, x1: labels and probabilities from the array, as from the frame.
+    plain = unique_name("logistic")
+    _log(plain, LogisticRegression().fit(train[FEATURES], labels), train[FEATURES], labels)
+    model = _load(tracking_server, plain)
+    assert model.task == "classification" and model.direct is not None and model.as_array
+    raw = model.pyfunc.get_raw_model()
+    assert np.array_equal(model.predict(frame), raw.predict(frame))
+    assert np.array_equal(model.predict_proba(frame), raw.predict_proba(frame))
+
+    # Fitted on x1, x0 (another order than the signature's): MLflow's frame, whose names sklearn checks.
+    swapped = unique_name("swapped")
+    fitted = LinearRegression().fit(train[FEATURES[::-1]], train["y"])
+    _log(swapped, fitted, train[FEATURES], train["y"])
+    assert not _load(tracking_server, swapped).as_array
+
+    # A pipeline may select its columns by name: it gets the frame.
+    piped = unique_name("pipeline")
+    pipeline = make_pipeline(StandardScaler(), LinearRegression()).fit(train[FEATURES], train["y"])
+    _log(piped, pipeline, train[FEATURES], train["y"])
+    model = _load(tracking_server, piped)
+    assert model.direct is not None and not model.as_array
+    assert np.array_equal(model.predict(frame), pipeline.predict(frame))
+
+
+def _log(name: str, model, frame: pd.DataFrame, labels, **extra) -> None:  # noqa: ANN001 - an estimator
+    mlflow.set_experiment(f"direct-{name}")
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
+                                 signature=infer_signature(frame, np.asarray(labels)), **extra)
