@@ -9,6 +9,7 @@ off) beside the wall time and the load average. ``--profile`` writes a cProfile 
 drained (no logger in this process): the figure is the request's own CPU.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/push_profile.py --pushes 200 --profile
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/push_profile.py --pushes 1200 --direct-ab 12
 """
 
 from __future__ import annotations
