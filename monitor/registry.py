@@ -296,14 +296,15 @@ class Registry:
                 and classes is not None:
             proba = raw.predict_proba
         direct = _direct_predict(pyfunc, raw, inputs, schema)
-        names = [c.name for c in inputs] or features
+        model_inputs = inputs or [InputColumn(f, "double") for f in features]
         log.info("loaded %s version %s in %.2f s (%s, target %r from %s)", name, version,
                  time.perf_counter() - started, task, target, target_from)
         return LoadedModel(name=name, version=version, run_id=mv.run_id, pyfunc=pyfunc,
-                           inputs=inputs or [InputColumn(f, "double") for f in features],
+                           inputs=model_inputs,
                            target=target, features=features, target_from=target_from, task=task,
                            classes=None if classes is None else list(classes), proba=proba,
-                           datasets=datasets, direct=direct, as_array=_takes_arrays(raw, names))
+                           datasets=datasets, direct=direct,
+                           as_array=_takes_arrays(raw, [c.name for c in model_inputs]))
 
     def _run_datasets(self, run_id: str | None) -> list[RunDataset]:
         if not run_id:
