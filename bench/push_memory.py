@@ -129,6 +129,7 @@ def _instrument(stages: Stages, app: Any) -> None:
     DriftDetector.score = stages.wrap("DriftDetector.score", DriftDetector.score)
     labels.fill_labels = stages.wrap("fill_labels (estimate)", labels.fill_labels)
     labels._pending_frame = stages.wrap("pending rows to Parquet", labels._pending_frame)
+    labels._stage_parts = stages.wrap("kept rows staged in slices (PostgreSQL)", labels._stage_parts)
     labels.keep_pending = stages.wrap("keep_pending (rows stored)", labels.keep_pending)
     db.sqlite_write_blob = stages.wrap("SQLite BLOB filled", db.sqlite_write_blob)
     if service.loop is not None:

@@ -122,6 +122,7 @@ class EvaluationService:
         run_payload: dict[str, Any] | None = None
         window_frame = None
         pending = None  # an unlabelled batch: what completing it when its labels come needs
+        kept = None  # ... and, for a big one, its rows on their way to storage
         loop_work = None
         try:
             version = version or resolved or self._resolve(model_name, alias,
@@ -152,9 +153,10 @@ class EvaluationService:
             elif choice is not None:
                 row.reference_kind, row.reference_source = choice.kind, choice.source
                 predictions, proba = self._predict(model, checked.frame, choice)
-                # A big batch without labels encodes the rows it keeps while the drift tests and the
-                # estimate run (pyarrow leaves the interpreter lock); the result is awaited below.
-                kept = None if checked.labelled else labels_later.keep_rows_early(checked, predictions, proba)
+                # A big batch without labels encodes (on PostgreSQL also stores) the rows it keeps
+                # while the drift tests and the estimate run; the result is awaited below.
+                kept = None if checked.labelled else \
+                    labels_later.keep_rows_early(checked, predictions, proba, self.sessions.kw["bind"])
                 report = self._drift(model, checked.frame, choice, predictions, proba)
                 self._fill_ok(row, report)
                 # A batch without labels needs its estimate now (fitted at the version's first one);
@@ -198,11 +200,16 @@ class EvaluationService:
             self._fail(row, f"{type(exc).__name__}: {_first_line(exc)}")
         row.finished_at = utcnow()
         row.duration_seconds = time.perf_counter() - clock
+        claimed = False  # the store kept this batch's staged rows (labels_later.keep_rows_early)
         try:
             outcome = self._store(row, features, batch, run_payload, window_frame, fresh=not seen,
                                   loop_work=loop_work, pending=pending)
+            claimed = pending is not None and outcome.status == "ok" and not outcome.duplicate
         except (OperationalError, SAInterfaceError) as exc:
             raise DatabaseUnavailable(f"monitor database unavailable: {_first_line(exc)}") from exc
+        finally:
+            if kept is not None and not claimed:
+                labels_later.release(kept, self.sessions.kw["bind"])
         if run_payload is not None and not outcome.duplicate and self.runs is not None:
             self.runs.wake()
         outcome.transient = transient

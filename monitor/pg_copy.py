@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,20 +28,28 @@ _MICROSECOND = timedelta(microseconds=1)
 def copy_row(session: Session, table: sa.Table, values: dict[str, Any]) -> None:
     """Insert ``values`` (column name -> value) into ``table`` with one binary COPY. A ``LargeBinary``
     value is bytes-like or a binary file (sent whole, whatever its position)."""
-    columns = [table.c[name] for name in values]
     cursor = session.connection().connection.cursor()
     try:
-        names = ", ".join(f'"{c.name}"' for c in columns)
-        cursor.copy_expert(f'COPY "{table.name}" ({names}) FROM STDIN WITH (FORMAT binary)',
-                           _Stream(_pieces(columns, values)))
+        copy_rows(cursor, table, list(values), iter([values]))
     finally:
         cursor.close()
 
 
-def _pieces(columns: list[sa.Column], values: dict[str, Any]) -> Iterator[bytes]:
-    yield _HEADER + struct.pack("!h", len(columns))
-    for column in columns:
-        yield from _field(column.type, values[column.name])
+def copy_rows(cursor: Any, table: sa.Table, names: list[str], rows: Iterable[dict[str, Any]]) -> None:
+    """Insert ``rows`` (each: ``names`` -> value) into ``table`` with one binary COPY on a DB-API
+    ``cursor``. The rows are read as the COPY goes: an iterator may still be making the next one."""
+    columns = [table.c[name] for name in names]
+    quoted = ", ".join(f'"{c.name}"' for c in columns)
+    cursor.copy_expert(f'COPY "{table.name}" ({quoted}) FROM STDIN WITH (FORMAT binary)',
+                       _Stream(_pieces(columns, rows)))
+
+
+def _pieces(columns: list[sa.Column], rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    yield _HEADER
+    for values in rows:
+        yield struct.pack("!h", len(columns))
+        for column in columns:
+            yield from _field(column.type, values[column.name])
     yield struct.pack("!h", -1)  # end of data
 
 

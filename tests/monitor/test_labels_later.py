@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from seed_scenarios import ScenarioParams, make_batch
 from tests.monitor.helpers import register_model
@@ -325,22 +327,36 @@ def test_challengers_in_place_at_push_are_scored_when_the_labels_come(make_app, 
 
 
 def test_a_big_unlabelled_batch_keeps_its_rows_encoded_beside_the_drift_tests(make_app, auth, mlflow_client,
-                                                                               unique_name, monkeypatch):
-    """Above ``IN_MEMORY_ROWS`` the kept rows' Parquet is encoded in a thread while the batch is scored
-    (monitor/labels.py ``keep_rows_early``); the labels then complete the batch from those rows."""
+                                                                               unique_name, monkeypatch,
+                                                                               monitor_db):
+    """Above ``IN_MEMORY_ROWS`` the kept rows are encoded in slices in a thread while the batch is scored
+    and, on PostgreSQL, committed as ``kept_row_parts`` that the evaluation claims (monitor/labels.py
+    ``keep_rows_early``); a repeat push leaves no slices behind; the labels complete the batch from
+    the slices, in order, and delete them."""
     import threading
 
+    import sqlalchemy as sa
+
     from monitor import labels as labels_module
+    from monitor.models import BatchLabels, KeptRowPart
 
     monkeypatch.setattr(labels_module, "IN_MEMORY_ROWS", 50)  # this 100-row batch counts as big
+    monkeypatch.setattr(labels_module, "PART_ROWS", 30)  # ... kept in four slices
     encoded_in: list[str] = []
-    encode = labels_module._pending_frame
+    encode = labels_module.write_rows
 
-    def recording(*args):  # noqa: ANN002
+    def recording(*args, **options):  # noqa: ANN002, ANN003
         encoded_in.append(threading.current_thread().name)
-        return encode(*args)
+        return encode(*args, **options)
 
-    monkeypatch.setattr(labels_module, "_pending_frame", recording)
+    monkeypatch.setattr(labels_module, "write_rows", recording)
+    engine = sa.create_engine(monitor_db)
+
+    def parts() -> list[tuple[int, int | None]]:
+        with engine.connect() as connection:
+            return [tuple(r) for r in connection.execute(
+                sa.select(KeptRowPart.seq, KeptRowPart.batch_labels_id).order_by(KeptRowPart.seq))]
+
     name = unique_name("later-big")
     register_model(mlflow_client, name, kind="identity")
     client = make_app().test_client()
@@ -351,8 +367,15 @@ def test_a_big_unlabelled_batch_keeps_its_rows_encoded_beside_the_drift_tests(ma
                   batch.drop(columns=["y"]), auth)
     assert pushed.status_code == 201, pushed.get_json()
     assert pushed.get_json()["labels"] == "pending"
-    assert len(encoded_in) == 1 and encoded_in[0].startswith("kept-rows")
-    assert encoded_in[0] != threading.current_thread().name
+    assert len(encoded_in) == 4 and all(n.startswith("kept-rows-encoder") for n in encoded_in)
+    with engine.connect() as connection:
+        kept = connection.execute(sa.select(BatchLabels.id, BatchLabels.data)).one()
+    assert kept.data is None and parts() == [(seq, kept.id) for seq in range(4)]
+
+    again = post(client, f"/api/models/{name}/batches?id_column=row_id&batch_id=big",
+                 batch.drop(columns=["y"]), auth)  # evaluated again, then found stored: its slices go
+    assert again.status_code == 200 and again.get_json()["id"] == pushed.get_json()["id"]
+    assert len(encoded_in) == 8 and parts() == [(seq, kept.id) for seq in range(4)]
 
     labels = batch[["row_id", "y"]].sample(frac=1.0, random_state=2)
     done = post(client, f"/api/models/{name}/batches/big/labels?id_column=row_id", labels, auth)
@@ -360,3 +383,7 @@ def test_a_big_unlabelled_batch_keeps_its_rows_encoded_beside_the_drift_tests(ma
     after = done.get_json()
     assert after["n_labelled"] == 100 and after["concept_drift"] is True
     assert after["mse"] > 3 * after["baseline_mse"]
+    identity = batch["x0"].to_numpy()  # f(x) = x0: the slices joined in order give the exact error
+    assert after["mse"] == pytest.approx(float(np.mean((batch["y"].to_numpy() - identity) ** 2)), rel=1e-12)
+    assert parts() == []  # done with: only the labels' digest stays
+    engine.dispose()
