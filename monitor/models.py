@@ -285,7 +285,7 @@ class KeptRowPart(Base):
 
     Written while the batch is still being scored, in its own transaction under a fresh ``key``, and
     claimed by the evaluation's ``batch_labels`` row in the evaluation's commit (``batch_labels_id``).
-    A 1M-row batch's rows as one 160 MB value took 2.8 s in the evaluation's commit; as eight slices
+    A 1M-row batch's rows as one 160 MB value took 2.8 s in the evaluation's commit; as 16 slices
     written beside the drift tests they are done when the verdict is. Unclaimed slices (the evaluation
     failed, was a repeat, or the process died) are deleted by the push or, after an hour, by the
     retention prune (monitor/alerts/retention.py)."""

@@ -1,7 +1,7 @@
 """A large unlabelled batch's kept rows as slices written beside its drift tests (``kept_row_parts``).
 
 On PostgreSQL the rows of a batch above ``IN_MEMORY_ROWS`` were one ``bytea`` value copied in the
-evaluation's commit (2.8 s of a 4.8 s 1M-row push). They are now eight-odd Parquet slices, each a row
+evaluation's commit (2.8 s of a 4.8 s 1M-row push). They are now Parquet slices of 65,536 rows, each a row
 here, copied in their own transaction while the batch is scored and claimed by the ``batch_labels``
 row in the evaluation's commit. ``batch_labels.data`` stays for smaller batches and for SQLite.
 
