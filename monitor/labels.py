@@ -273,18 +273,16 @@ def keep_pending(session: Session, evaluation: Evaluation, pending: PendingBatch
 
 
 def kept_frame(session: Session, stored: BatchLabels) -> pd.DataFrame | None:
-    """The rows kept for ``stored``'s labels (one Parquet, or its slices in order); None when gone."""
+    """The rows kept for ``stored``'s labels (one Parquet, or its slices in order); None when gone.
+    The slices come from one statement (streamed a slice at a time): labels completing the batch
+    meanwhile delete them, and a statement per slice could then find some gone."""
     if stored.data is not None:
         return pd.read_parquet(io.BytesIO(bytes(stored.data)))
-    seqs = session.scalars(sa.select(KeptRowPart.seq).where(KeptRowPart.batch_labels_id == stored.id)
-                           .order_by(KeptRowPart.seq)).all()
-    if not seqs:
+    result = session.execute(sa.select(KeptRowPart.data).where(KeptRowPart.batch_labels_id == stored.id)
+                             .order_by(KeptRowPart.seq).execution_options(yield_per=1))
+    parts = [pd.read_parquet(io.BytesIO(bytes(data))) for data in result.scalars()]
+    if not parts:
         return None
-    parts = []
-    for seq in seqs:  # one slice in memory at a time, beside the frames read so far
-        data = session.scalar(sa.select(KeptRowPart.data).where(KeptRowPart.batch_labels_id == stored.id,
-                                                                KeptRowPart.seq == seq))
-        parts.append(pd.read_parquet(io.BytesIO(bytes(data))))
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
