@@ -12,8 +12,10 @@ cold round of 200 outlast the test on 2 cores.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
+import time
 from pathlib import Path
 
 from tests.monitor.helpers import register_copies
@@ -21,6 +23,10 @@ from tests.monitor.processes import rows, start_monitor, wait_for
 
 MODELS = 200
 LEASE_SECONDS = 20
+INTERVAL = 90.0
+# The three replicas took 16 s to start on a quiet machine; a round begins at each multiple of the
+# interval, and a replica started after a round began joins the next one.
+START_MARGIN = 45.0
 
 
 def _group_pids(leader: int) -> set[int]:
@@ -46,21 +52,31 @@ def _complete_slots(db: str) -> list[int]:
                                    "count(*) FILTER (WHERE status = 'done') = :n", n=MODELS)]
 
 
+def _start_after_a_boundary() -> None:
+    """Return with at least ``START_MARGIN`` s before the next round begins (waiting out this one if
+    it begins sooner): the three replicas then all start before the round they are to split. Started
+    across a boundary, two of them did the whole round before the third's first tick."""
+    until_next = math.ceil(time.time() / INTERVAL) * INTERVAL - time.time()
+    if until_next < START_MARGIN:
+        time.sleep(until_next + 1.0)
+
+
 def test_three_replicas_split_rounds_and_take_over_a_killed_ones_claims(tmp_path, monitor_db, tracking_server,
                                                                        mlflow_client, unique_name):
     prefix = unique_name("scale")
     names = [f"{prefix}-{i:03d}" for i in range(MODELS)]
     register_copies(mlflow_client, names)
+    _start_after_a_boundary()
     replicas = [start_monitor(tmp_path, f"replica-{i}", db_url=monitor_db, tracking_url=tracking_server.url,
-                              model=names, interval=90.0, workers=1, MONITOR_SIMULATED_ROWS="200",
+                              model=names, interval=INTERVAL, workers=1, MONITOR_SIMULATED_ROWS="200",
                               MONITOR_CLAIM_LEASE_SECONDS=str(LEASE_SECONDS), MONITOR_CLAIM_BATCH_SIZE="2")
                 for i in range(3)]
     procs = [proc for proc, _ in replicas]
     try:
-        # A whole round done by the three together (the first may start cold: give it two slots).
-        wait_for(lambda: bool(_complete_slots(monitor_db)), timeout=720, what="one complete round",
+        # A whole round done by the three together: the first to begin once all three were up.
+        slot = math.ceil(time.time() / INTERVAL)  # the scheduler's slot of that boundary
+        wait_for(lambda: slot in _complete_slots(monitor_db), timeout=720, what=f"round {slot} complete",
                  proc=procs[0])
-        slot = _complete_slots(monitor_db)[0]
         evaluated = rows(monitor_db, "SELECT count(*), count(DISTINCT model_name) FROM evaluations "
                                      "WHERE batch_id = :b AND status = 'ok'", b=f"sim-{slot}")
         assert evaluated[0] == (MODELS, MODELS)
