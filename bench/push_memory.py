@@ -12,7 +12,11 @@ peak inside it (slower; numpy and Python allocations only).
 ``--database sqlite`` runs the monitor on a SQLite file instead; ``--unlabelled`` pushes (and warms up
 with) batches without the target, so the rows are kept for the labels to come.
 
+``--labels`` (with ``--unlabelled``) then sends the big batch's labels and reports that request's time
+and peak (the kept rows read back: one value, or PostgreSQL's slices).
+
     .venv/bin/python bench/push_memory.py [--rows 1000000] [--tracemalloc] [--database sqlite] [--unlabelled]
+                                          [--labels]
 """
 
 from __future__ import annotations
@@ -147,6 +151,9 @@ def main() -> int:
     parser.add_argument("--unlabelled", action="store_true",
                         help="push (and warm up with) batches without the target: the rows are kept "
                              "for the labels to come")
+    parser.add_argument("--labels", action="store_true",
+                        help="with --unlabelled: then send the big batch's labels (one Parquet column, "
+                             "in row order) and measure that request too")
     args = parser.parse_args()
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")  # as `serve` sets them for its workers
@@ -196,9 +203,9 @@ def _measure(db_url: str, tracking_url: str, model: str, args: argparse.Namespac
     client = app.test_client()
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/vnd.apache.parquet"}
 
-    def push(body: bytes) -> int:
+    def push(body: bytes, batch_id: str | None = None) -> int:
         resp = client.post(f"/api/models/{model}/batches", data=body,
-                           headers={**headers, "X-Batch-Id": f"m-{uuid.uuid4().hex}"})
+                           headers={**headers, "X-Batch-Id": batch_id or f"m-{uuid.uuid4().hex}"})
         assert resp.status_code in (200, 201), resp.get_data(as_text=True)[:500]
         return resp.status_code
 
@@ -211,6 +218,12 @@ def _measure(db_url: str, tracking_url: str, model: str, args: argparse.Namespac
                              columns=[f"f{i}" for i in range(FEATURES)])
         if not args.unlabelled:
             frame["y"] = frame["f0"] + rng.normal(0, 5, args.rows)
+        labels_body = None
+        if args.unlabelled and args.labels:
+            labels_buffer = io.BytesIO()
+            pd.DataFrame({"y": frame["f0"] + rng.normal(0, 5, args.rows)}).to_parquet(labels_buffer)
+            labels_body = labels_buffer.getvalue()
+        big_id = f"big-{uuid.uuid4().hex}"
         buffer = io.BytesIO()
         frame.to_parquet(buffer)
         body = buffer.getvalue()
@@ -225,7 +238,7 @@ def _measure(db_url: str, tracking_url: str, model: str, args: argparse.Namespac
         started = time.perf_counter()
         if profiler is not None:
             profiler.enable()
-        status = push(body)
+        status = push(body, big_id)
         seconds = time.perf_counter() - started
         if profiler is not None:
             profiler.disable()
@@ -235,6 +248,18 @@ def _measure(db_url: str, tracking_url: str, model: str, args: argparse.Namespac
         stages.boundary()
         if args.tracemalloc:
             tracemalloc.stop()
+        labelled = None
+        if labels_body is not None:
+            stages.active = False
+            gc.collect()
+            base = _status_kb()["VmRSS"] * 1024
+            _reset_hwm()
+            started = time.perf_counter()
+            resp = client.post(f"/api/models/{model}/batches/{big_id}/labels", data=labels_body,
+                               headers=headers)
+            labelled = {"status": resp.status_code, "seconds": round(time.perf_counter() - started, 2),
+                        "peak_mb_above_start": round((_status_kb()["VmHWM"] * 1024 - base) / 2**20),
+                        "n_labelled": (resp.get_json() or {}).get("n_labelled")}
     finally:
         app.extensions["driftline"].close()
     mb = 2**20
@@ -248,7 +273,8 @@ def _measure(db_url: str, tracking_url: str, model: str, args: argparse.Namespac
                               **({"traced_peak_mb": round(stages.traced[name][0] / mb),
                                   "live_at_exit": stages.traced[name][1]} if name in stages.traced else {})}
                        for name, peak in stages.peak.items()},
-            "load_average": round(os.getloadavg()[0], 1)}
+            "load_average": round(os.getloadavg()[0], 1),
+            **({"labels": labelled} if labelled is not None else {})}
 
 
 if __name__ == "__main__":
