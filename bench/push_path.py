@@ -7,7 +7,10 @@ For each revision (``before``: the code this branch started from, exported with 
   - /healthz latency (p50, max) probed every 50 ms while 8 clients push,
   - one 1,000,000 x 20 Parquet batch: push time and the worker's peak memory above its resident set
     before (VmHWM reset through /proc/PID/clear_refs), against the decoded batch (rows x columns x 8 B).
-Real services throughout: PostgreSQL, SeaweedFS, MLflow tracking server (tests/services).
+Real services throughout: PostgreSQL, SeaweedFS, MLflow tracking server (tests/services). Each run gets
+a new database (SQLite file or PostgreSQL database). ``--estimator`` first fits the small model's
+label-free estimator (unlabelled warm-up pushes), the state of a restarted server whose preload warms
+the model, or of any model that has had an unlabelled push: every push then computes its estimate.
 
     .venv/bin/python bench/push_path.py [--before REF] [--pushes 40] [--databases sqlite,postgres]
 """
@@ -39,6 +42,9 @@ BIG_ROWS, BIG_FEATURES = 1_000_000, 20
 EXTRA_ENV: dict[str, str] = {}
 BIG_LABELLED = True  # --big-unlabelled: the 1M push (and its warm-up) without the target column
 LOADS: list[tuple[int, int]] = []
+# --estimator: the small model's version gets its label-free estimator before the loads (as a restarted
+# server's preload or any unlabelled push gives it), so every push pays its estimate.
+ESTIMATOR = False
 
 
 @contextmanager
@@ -76,6 +82,9 @@ def main() -> int:
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--revisions", default="before,after")
     parser.add_argument("--skip-big", action="store_true")
+    parser.add_argument("--estimator", action="store_true",
+                        help="fit the small model's label-free estimator before the loads: every push "
+                             "then computes its estimate (a restarted server's state)")
     parser.add_argument("--big-unlabelled", action="store_true",
                         help="push the 1M batch without its target (labels later: its rows are kept)")
     parser.add_argument("--results", default=str(RESULTS), help="where the JSON figures go")
@@ -84,10 +93,11 @@ def main() -> int:
     parser.add_argument("--loads", default="1x100,1x10000,8x100,8x10000",
                         help="client x rows loads to run, in order")
     args = parser.parse_args()
-    global EXTRA_ENV, LOADS, BIG_LABELLED
+    global EXTRA_ENV, LOADS, BIG_LABELLED, ESTIMATOR
     EXTRA_ENV = dict(item.split("=", 1) for item in args.env)
     LOADS = [tuple(int(x) for x in load.split("x")) for load in args.loads.split(",")]
     BIG_LABELLED = not args.big_unlabelled
+    ESTIMATOR = args.estimator
 
     import mlflow
 
@@ -110,8 +120,8 @@ def main() -> int:
                     if kind == "postgres":
                         db_url = postgres.create_database("benchpush")
                         databases.append(db_url)
-                    else:
-                        db_url = f"sqlite:///{work / f'{revision}-monitor.db'}"
+                    else:  # a new file each run, as PostgreSQL gets a new database: no history
+                        db_url = f"sqlite:///{work / f'{revision}-{len(results)}-monitor.db'}"
                     label = f"{revision}/{kind}"
                     print(f"\n== {label} ({'working tree' if code == REPO else before_ref[:10]})", flush=True)
                     results += _run_revision(label, code, db_url, tracking.url, work, small,
@@ -157,6 +167,12 @@ def _run_revision(label: str, code: Path, db_url: str, tracking_url: str, work: 
             _load(url, small, bodies[100], clients=8, pushes=16)
             if _loaded_in(log_path, small) >= set(workers):
                 break
+        if ESTIMATOR:
+            # Unlabelled pushes over 8 connections: each worker fits (or reads) the version's
+            # estimator now, and holds it for the labelled pushes of the loads.
+            unlabelled = _csv_without_target(bodies[100])
+            for _ in range(3):
+                _load(url, small, unlabelled, clients=8, pushes=8)
         _drain_outbox(url)
         # The MLflow run logger side process (MONITOR_RUN_LOGGER=process; none on older code) and the
         # tracking server: their CPU is reported beside the workers'.
@@ -183,7 +199,7 @@ def _run_revision(label: str, code: Path, db_url: str, tracking_url: str, work: 
             figures["machine_cpu_ms_per_push"] = round(1000 * busy / count, 1)
             figures["steal_ms_per_push"] = round(1000 * steal / count, 1)
             figures["load_average"] = round(os.getloadavg()[0], 1)
-            figures.update(run=label, clients=clients, rows=rows, env=EXTRA_ENV)
+            figures.update(run=label, clients=clients, rows=rows, env=EXTRA_ENV, estimator=ESTIMATOR)
             total_pushes += count
             out.append(figures)
             print(json.dumps(figures), flush=True)
@@ -332,6 +348,13 @@ def _post(url: str, model: str, body: bytes, content_type: str) -> int:
 
 
 # --- data and models ----------------------------------------------------------------------------------
+
+def _csv_without_target(body: bytes) -> bytes:
+    """The same CSV batch without its target column ``y``: a push whose labels come later."""
+    import pandas as pd
+
+    return pd.read_csv(io.BytesIO(body)).drop(columns=["y"]).to_csv(index=False).encode()
+
 
 def _csv(rows: int) -> bytes:
     import numpy as np
