@@ -163,15 +163,22 @@ def test_the_scheduler_alone_closes_the_loop_on_both_demo_models(stack):
                 f"local loop: {model} v{first[model]} -> v{new} after {decision['evidence']['batches']} "
                 f"paired batches, {time.monotonic() - stack['started']:.0f} s after make up"
             )
-        # The new champions see the drifted world as their own: no concept-drift alert fires on them.
-        time.sleep(3 * float(INTERVAL))
+        # The new champions see the drifted world as their own: their batches are scored clean but
+        # for the tests' false alarms. The old champion was flagged on every drifted batch; the new
+        # one on at most 2 of its first 8 (with a per-batch false-alarm rate of at most 0.05, 3 or
+        # more of 8 has probability 0.6 %). Asking for none (one alert fires on one verdict) had
+        # failed about one run in five.
         for model in MODELS:
             new = str(client.get_registered_model(model).aliases["champion"])
-            assert not [
-                a
-                for a in alerts(stack, model, "concept_drift")
-                if a["labels"]["version"] == new and a["state"] == "firing"
-            ]
+
+            def scored(m=model, v=new) -> list[dict]:
+                rows = get(stack, f"/api/models/{m}/evaluations?limit=200&status=ok")["evaluations"]
+                return [e for e in rows if e["model_version"] == v and e["concept_drift"] is not None]
+
+            [first_eight] = wait(f"{model}: 8 batches scored by v{new}",
+                                 lambda f=scored: [f()[-8:]] if len(f()) >= 8 else [], 120, stack["logs"])
+            flagged = [e["batch_id"] for e in first_eight if e["concept_drift"]]
+            assert len(flagged) <= 2, (model, new, flagged)
         # The cycle opens at the stack's first round. (At this short interval the first round, which
         # loads the models, outlasts several slots, so the prologue's data-drift episode may pass
         # unevaluated here; tests/monitor/test_sources.py checks the cycle's order slot by slot.)
