@@ -110,11 +110,11 @@ def _pool(name: str) -> ThreadPoolExecutor:
         return _POOLS[name]
 
 
-def _forget_encoder() -> None:
+def _forget_pools() -> None:
     _POOLS.clear()  # a forked child has none of its parent's threads
 
 
-os.register_at_fork(after_in_child=_forget_encoder)
+os.register_at_fork(after_in_child=_forget_pools)
 
 
 def fill_labels(row: Evaluation, model: Any, checked: Any, estimator: Any, predictions: np.ndarray,

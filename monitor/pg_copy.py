@@ -30,7 +30,7 @@ def copy_row(session: Session, table: sa.Table, values: dict[str, Any]) -> None:
     value is bytes-like or a binary file (sent whole, whatever its position)."""
     cursor = session.connection().connection.cursor()
     try:
-        copy_rows(cursor, table, list(values), iter([values]))
+        copy_rows(cursor, table, list(values), [values])
     finally:
         cursor.close()
 
